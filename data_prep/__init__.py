@@ -1,0 +1,1 @@
+"""Raw public datasets into the prepared-dataset contract (polars only)."""

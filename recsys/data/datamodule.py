@@ -1,0 +1,121 @@
+"""The LightningDataModule every sequential model trains from: a prepared folder in, padded batches out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator
+from recsys.data.contract import PreparedDataset, read_prepared
+from recsys.data.sequences import Sequences
+from recsys.data.split import EvalSplit, LeaveOneOut, leave_one_out
+
+
+class SequenceDataModule(pl.LightningDataModule):
+    """Leave-one-out batches from a prepared folder.
+
+    Args:
+        path: the prepared-dataset folder (`recsys prep ... --out DIR`); `--data.path DIR` on the command line.
+        max_len: the number of most recent items a model sees.
+        batch_size: training users per batch.
+        eval_batch_size: users per validation/test batch.
+        objective: `causal` (next item at every position, SASRec) or `cloze` (masked items, BERT4Rec).
+        mask_prob: share of positions masked for the cloze objective.
+        min_length: users with fewer interactions are trained on but never evaluated.
+        num_workers: DataLoader worker processes (batches are built with array ops; 0 is usually fastest).
+        seed: seeds shuffling and masking.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        max_len: int = 50,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        objective: Literal["causal", "cloze"] = "causal",
+        mask_prob: float = 0.2,
+        min_length: int = 3,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.max_len = max_len
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.objective = objective
+        self.mask_prob = mask_prob
+        self.min_length = min_length
+        self.num_workers = num_workers
+        self.seed = seed
+        self._dataset: PreparedDataset | None = None
+        self._split: LeaveOneOut | None = None
+
+    @property
+    def dataset(self) -> PreparedDataset:
+        if self._dataset is None:
+            self._dataset = read_prepared(self.path)
+        return self._dataset
+
+    @property
+    def split(self) -> LeaveOneOut:
+        if self._split is None:
+            self._split = leave_one_out(Sequences.from_interactions(self.dataset.interactions), self.min_length)
+        return self._split
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def mask_token(self) -> int:
+        """The cloze objective's [MASK] index: one past the last item."""
+        return self.n_items + 1
+
+    def item_popularity(self) -> np.ndarray:
+        """Training-split interaction counts per item index (index 0 is padding and counts 0)."""
+        return np.bincount(self.split.train.items, minlength=self.n_items + 1).astype(np.int64)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.split  # noqa: B018 - read and split once, before the loaders ask
+
+    def eval_split(self, name: str) -> EvalSplit:
+        if name not in ("valid", "test"):
+            raise ValueError(f"split '{name}': expected 'valid' or 'test'")
+        return self.split.valid if name == "valid" else self.split.test
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.split.train
+        rows = np.flatnonzero(train.lengths >= 2)  # a row needs an input and a target
+        if self.objective == "causal":
+            collate = CausalCollator(train, self.max_len)
+        else:
+            collate = ClozeCollator(train, self.max_len, self.mask_token, self.mask_prob, seed=self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            rows.tolist(), batch_size=self.batch_size, shuffle=True, collate_fn=collate,
+            num_workers=self.num_workers, generator=generator, drop_last=False,
+        )
+
+    def _eval_loader(self, split: EvalSplit) -> DataLoader:
+        return DataLoader(
+            list(range(len(split))), batch_size=self.eval_batch_size, shuffle=False,
+            collate_fn=EvalCollator(split, self.max_len), num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.split.valid)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.split.test)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.split.test)

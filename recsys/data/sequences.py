@@ -1,0 +1,76 @@
+"""Ragged per-user item sequences held as flat arrays, so batching is array slicing, not Python loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Row r holds the items of user `users[r]`, oldest first: `items[offsets[r]:offsets[r + 1]]`."""
+
+    items: np.ndarray  # int64 [total]
+    offsets: np.ndarray  # int64 [rows + 1]
+    users: np.ndarray  # int64 [rows]
+
+    def __post_init__(self) -> None:
+        if self.offsets.shape != (self.users.shape[0] + 1,):
+            raise ValueError(f"offsets has shape {self.offsets.shape}, expected ({self.users.shape[0] + 1},)")
+
+    def __len__(self) -> int:
+        return int(self.users.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, r: int) -> np.ndarray:
+        return self.items[self.offsets[r] : self.offsets[r + 1]]
+
+    @classmethod
+    def from_interactions(cls, interactions: pl.DataFrame) -> Sequences:
+        """Group contract-ordered interactions (sorted by user, then time) into one row per user present."""
+        users_col = interactions["user_idx"].to_numpy().astype(np.int64, copy=False)
+        items = interactions["item_idx"].to_numpy().astype(np.int64, copy=True)
+        if users_col.size == 0:
+            return cls(items, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        starts = np.flatnonzero(np.r_[True, users_col[1:] != users_col[:-1]])
+        offsets = np.r_[starts, users_col.size].astype(np.int64)
+        return cls(items, offsets, users_col[starts].copy())
+
+    def select(self, rows: np.ndarray) -> Sequences:
+        """A new Sequences holding only `rows` (in that order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        gather = np.repeat(self.offsets[rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Sequences(self.items[gather], offsets, self.users[rows].copy())
+
+    def drop_last(self, n: int) -> Sequences:
+        """Each row without its last `n` items (rows shorter than that become empty)."""
+        lengths = np.maximum(self.lengths - n, 0)
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        gather = np.repeat(self.offsets[:-1] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return Sequences(self.items[gather], offsets, self.users.copy())
+
+    def last(self, n: int = 1) -> np.ndarray:
+        """The item `n` places from the end of every row (1 = the last); rows must be long enough."""
+        if np.any(self.lengths < n):
+            raise ValueError(f"some rows have fewer than {n} items")
+        return self.items[self.offsets[1:] - n]
+
+    def windows(self, max_len: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """The last `max_len` items of each row, left-padded with 0: shape [rows, max_len], int64.
+
+        Left padding keeps the most recent item in the last column for every row.
+        """
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        begins, ends = self.offsets[rows], self.offsets[rows + 1]
+        src = ends[:, None] - max_len + np.arange(max_len)[None, :]
+        valid = src >= begins[:, None]
+        if self.items.size == 0:
+            return np.zeros((rows.size, max_len), dtype=np.int64)
+        return np.where(valid, self.items[np.clip(src, 0, None)], 0)
