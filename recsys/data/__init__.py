@@ -8,3 +8,7 @@ __all__ = [
     "ContractError", "EvalSplit", "LeaveOneOut", "PreparedDataset", "Sequences",
     "leave_one_out", "read_prepared", "write_prepared",
 ]
+
+from recsys.data.datamodule import SequenceDataModule  # noqa: E402  (imports Lightning)
+
+__all__ += ["SequenceDataModule"]

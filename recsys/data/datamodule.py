@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator
 from recsys.data.contract import PreparedDataset, read_prepared
@@ -99,15 +99,31 @@ class SequenceDataModule(pl.LightningDataModule):
             collate = CausalCollator(train, self.max_len)
         else:
             collate = ClozeCollator(train, self.max_len, self.mask_token, self.mask_prob, seed=self.seed)
+        world, rank = self._world()
+        if world > 1:
+            sampler = DistributedSampler(rows.tolist(), num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+            return DataLoader(
+                rows.tolist(), batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
+                num_workers=self.num_workers,
+            )
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             rows.tolist(), batch_size=self.batch_size, shuffle=True, collate_fn=collate,
-            num_workers=self.num_workers, generator=generator, drop_last=False,
+            num_workers=self.num_workers, generator=generator,
         )
 
+    def _world(self) -> tuple[int, int]:
+        """(world size, rank) of the attached trainer; the CLI turns Lightning's own sampler replacement off
+        so that evaluation shards carry no padded duplicates (they would change the metrics)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def _eval_loader(self, split: EvalSplit) -> DataLoader:
+        world, rank = self._world()
         return DataLoader(
-            list(range(len(split))), batch_size=self.eval_batch_size, shuffle=False,
+            list(range(rank, len(split), world)), batch_size=self.eval_batch_size, shuffle=False,
             collate_fn=EvalCollator(split, self.max_len), num_workers=self.num_workers,
         )
 

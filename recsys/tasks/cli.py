@@ -1,0 +1,89 @@
+"""`recsys fit|validate|test|predict`: the Lightning CLI with recsys' defaults.
+
+What it adds to a plain LightningCLI: the item count and window length flow from the data into the model
+(configs never repeat them), checkpoints and CSV/TensorBoard logs go to `checkpoints/<experiment>/`, the
+best checkpoint by validation NDCG is kept, `fit` ends by testing that best checkpoint, and YAML configs
+may use omegaconf interpolation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+
+class RecsysCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--experiment", type=str, default="default",
+            help="run name: checkpoints and logs go to checkpoints/<experiment>/ unless trainer.default_root_dir is set",
+        )
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=True,
+            help="after `fit`, test the best checkpoint and write test_metrics.json",
+        )
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/ndcg@10",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch}-{step}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.set_defaults(
+            {"early_stopping.monitor": "val/ndcg@10", "early_stopping.mode": "max", "early_stopping.patience": 5}
+        )
+        parser.link_arguments("data.n_items", "model.init_args.model.init_args.n_items", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.default_root_dir or str(Path("checkpoints") / config.experiment)
+        config.trainer.default_root_dir = root
+        if config.checkpoint.dirpath is None:
+            config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[pl.Callback]) -> pl.Trainer:
+        if config.get("logger") in (None, True):
+            root = config["default_root_dir"]
+            version = _next_version(Path(root) / "logs")
+            config["logger"] = [
+                CSVLogger(root, name="logs", version=version),
+                TensorBoardLogger(root, name="logs", version=version, default_hp_metric=False),
+            ]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        if self.config.fit.test_after_fit and not self.trainer.interrupted:
+            ckpt = "best" if self.trainer.checkpoint_callback and self.trainer.checkpoint_callback.best_model_path else None
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+
+
+def _next_version(logs: Path) -> int:
+    existing = [int(p.name.split("_")[1]) for p in logs.glob("version_*") if p.name.split("_")[1].isdigit()]
+    return max(existing, default=-1) + 1
+
+
+def run_lightning_cli(argv: Sequence[str]) -> int:
+    from recsys.tasks.retrieval import RetrievalTask
+
+    RecsysCLI(
+        model_class=RetrievalTask,
+        subclass_mode_model=True,
+        datamodule_class=pl.LightningDataModule,
+        subclass_mode_data=True,
+        args=list(argv),
+        parser_kwargs={"parser_mode": "omegaconf"},
+        trainer_defaults={"use_distributed_sampler": False},
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+    )
+    return 0

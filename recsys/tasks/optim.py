@@ -1,0 +1,56 @@
+"""AdamW with optional linear warm-up and cosine decay: the one optimiser recipe every task shares."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+Schedule = Literal["constant", "cosine"]
+
+
+def _decay_and_no_decay(module: nn.Module) -> list[dict]:
+    # Biases, norms and embedding tables are not weight-decayed: decaying the item table shrinks rare items.
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if not param.requires_grad:
+            continue
+        if param.ndim < 2 or "norm" in name.lower() or isinstance(_owner(module, name), nn.Embedding):
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _owner(module: nn.Module, param_name: str) -> nn.Module:
+    owner = module
+    for part in param_name.split(".")[:-1]:
+        owner = getattr(owner, part)
+    return owner
+
+
+def build_optimizer(
+    module: nn.Module,
+    lr: float,
+    weight_decay: float,
+    schedule: Schedule,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float = 0.0,
+) -> dict:
+    """The dict Lightning's configure_optimizers expects, stepping the schedule every optimiser step."""
+    optimizer = torch.optim.AdamW(_decay_and_no_decay(module), lr=lr, weight_decay=weight_decay)
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        span = max(total_steps - warmup_steps, 1)
+        progress = min((step - warmup_steps) / span, 1.0)
+        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
