@@ -1,0 +1,191 @@
+"""Building blocks shared by the transformer sequence models: positions, attention masks, an encoder stack.
+
+Sequences arrive left-padded with 0 and the most recent item in the last column. Two choices here make a
+model's output for a user independent of how much padding sits in front of the history:
+- positions are counted from the right (the most recent item is position 0), so a real item keeps its
+  position id whatever the window length;
+- padded keys are masked out of attention, so real queries never read padding.
+A padded query is always allowed to see itself, so a fully padded row still has a finite softmax.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Activation = Literal["gelu", "relu"]
+
+
+def attention_mask(item_seq: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Boolean mask [B, 1, L, L], True where query i may attend to key j (broadcast over heads).
+
+    Keys are real items (index > 0), earlier-or-equal when causal, plus the query itself: without the
+    diagonal a padded query would have no key at all and softmax would return NaN.
+    """
+    length = item_seq.shape[1]
+    allowed = (item_seq > 0)[:, None, None, :]  # [B, 1, 1, L] keys
+    eye = torch.eye(length, dtype=torch.bool, device=item_seq.device)
+    allowed = allowed | eye
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=item_seq.device).tril()
+    return allowed
+
+
+class RightAlignedPositions(nn.Module):
+    """Learned position embeddings indexed from the most recent item (the last column is position 0).
+
+    Counting from the right makes left padding irrelevant: an item three steps before the most recent one
+    gets the same position id in a window of 10 or of 200.
+
+    Args:
+        max_len: the longest window the model accepts.
+        hidden_size: embedding width.
+    """
+
+    def __init__(self, max_len: int, hidden_size: int) -> None:
+        super().__init__()
+        self.max_len = max_len
+        self.embedding = nn.Embedding(max_len, hidden_size)
+
+    def forward(self, length: int) -> torch.Tensor:
+        """[length, hidden_size] embeddings for columns 0..length-1 of a window of `length` columns."""
+        if length > self.max_len:
+            raise ValueError(f"sequence of {length} columns is longer than max_len={self.max_len}")
+        return self.embedding.weight[:length].flip(0)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention through F.scaled_dot_product_attention (one fused QKV projection)."""
+
+    def __init__(self, hidden_size: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden_size % n_heads:
+            raise ValueError(f"hidden_size={hidden_size} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, hidden = x.shape
+        # [B, L, 3, H, Dh] -> three [B, H, L, Dh]
+        q, k, v = (
+            self.qkv(x).view(batch, length, 3, self.n_heads, hidden // self.n_heads).permute(2, 0, 3, 1, 4)
+        )
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class TransformerLayer(nn.Module):
+    """Attention then feed-forward, each in a residual branch, normalised before (pre-LN) or after (post-LN).
+
+    Pre-LN trains stably without warm-up; post-LN is what SASRec and BERT4Rec were published with.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        n_heads: int,
+        ffn_size: int,
+        dropout: float,
+        attn_dropout: float,
+        pre_norm: bool,
+        activation: Activation,
+    ) -> None:
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.attention = SelfAttention(hidden_size, n_heads, attn_dropout)
+        self.attention_norm = nn.LayerNorm(hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden_size, ffn_size),
+            nn.GELU() if activation == "gelu" else nn.ReLU(),
+            nn.Linear(ffn_size, hidden_size),
+        )
+        self.ffn_norm = nn.LayerNorm(hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.dropout(self.attention(self.attention_norm(x), mask))
+            return x + self.dropout(self.ffn(self.ffn_norm(x)))
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+
+class SequenceEncoder(nn.Module):
+    """Item + position embeddings through a transformer stack: item ids [B, L] -> hidden states [B, L, d].
+
+    The item table lives here so that the models can tie their output to it.
+
+    Args:
+        n_embeddings: rows in the item table (row 0 is padding and stays zero).
+        hidden_size: model width d.
+        n_layers: transformer layers.
+        n_heads: attention heads; must divide hidden_size.
+        max_len: the longest window accepted (rows in the position table).
+        dropout: dropout on embeddings and residual branches.
+        attn_dropout: dropout on attention weights.
+        pre_norm: LayerNorm before each sub-layer (plus one after the stack) instead of after.
+        ffn_size: feed-forward inner width.
+        activation: feed-forward non-linearity.
+        causal: each position sees only itself and earlier items.
+    """
+
+    def __init__(
+        self,
+        n_embeddings: int,
+        hidden_size: int,
+        n_layers: int,
+        n_heads: int,
+        max_len: int,
+        dropout: float,
+        attn_dropout: float,
+        pre_norm: bool,
+        ffn_size: int,
+        activation: Activation,
+        causal: bool,
+    ) -> None:
+        super().__init__()
+        self.causal = causal
+        self.max_len = max_len
+        self.items = nn.Embedding(n_embeddings, hidden_size, padding_idx=0)
+        self.positions = RightAlignedPositions(max_len, hidden_size)
+        # Post-LN layers expect normalised input; pre-LN layers normalise their own input but leave the
+        # residual stream unnormalised, so the stack ends with one LayerNorm.
+        self.input_norm = nn.Identity() if pre_norm else nn.LayerNorm(hidden_size)
+        self.output_norm = nn.LayerNorm(hidden_size) if pre_norm else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(hidden_size, n_heads, ffn_size, dropout, attn_dropout, pre_norm, activation)
+            for _ in range(n_layers)
+        )
+        self.apply(init_weights)
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask(item_seq, self.causal)
+        x = self.items(item_seq) + self.positions(item_seq.shape[1])
+        x = self.dropout(self.input_norm(x))
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.output_norm(x)
+
+
+def init_weights(module: nn.Module) -> None:
+    """BERT-style init: small normal weights keep initial dot-product scores near zero; padding row zero."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

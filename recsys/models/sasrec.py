@@ -1,0 +1,74 @@
+"""SASRec: a causal transformer over the item history; every position predicts the next item."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recsys.models.blocks import Activation, SequenceEncoder
+
+
+class SASRec(nn.Module):
+    """Self-attentive sequential recommendation (Kang & McAuley, 2018).
+
+    Scores are dot products with the item embedding table itself (input and output tied, no bias), so the
+    user vector and the item table go straight into one faiss index. Positions are counted from the most
+    recent item, which makes outputs independent of left padding.
+
+    Args:
+        n_items: number of items; indices run 1..n_items and 0 is padding.
+        hidden_size: width of embeddings and hidden states (the dimension of user and item vectors).
+        n_layers: transformer layers.
+        n_heads: attention heads; must divide hidden_size.
+        max_len: the longest history window the model accepts (rows in the position table).
+        dropout: dropout on embeddings and residual branches.
+        attn_dropout: dropout on attention weights; None means the same as dropout. On CPU any value above 0
+            moves attention off the fused kernel and costs several times the attention time at long windows.
+        pre_norm: LayerNorm before each sub-layer (stable without warm-up); False gives the post-LN layout.
+        ffn_size: feed-forward inner width; None means 4 * hidden_size.
+        activation: feed-forward non-linearity (the paper used relu).
+    """
+
+    objective = "causal"
+
+    def __init__(
+        self,
+        n_items: int,
+        hidden_size: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        attn_dropout: float | None = None,
+        pre_norm: bool = True,
+        ffn_size: int | None = None,
+        activation: Activation = "gelu",
+    ) -> None:
+        super().__init__()
+        self.n_items = n_items
+        self.max_len = max_len
+        self.encoder = SequenceEncoder(
+            n_embeddings=n_items + 1,
+            hidden_size=hidden_size,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            max_len=max_len,
+            dropout=dropout,
+            attn_dropout=dropout if attn_dropout is None else attn_dropout,
+            pre_norm=pre_norm,
+            ffn_size=ffn_size or 4 * hidden_size,
+            activation=activation,
+            causal=True,
+        )
+
+    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t]."""
+        return self.encoder(item_seq)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""
+        return self(batch["item_seq"][:, -self.max_len :])[:, -1]
+
+    def item_embeddings(self) -> torch.Tensor:
+        """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero."""
+        return self.encoder.items.weight
