@@ -8,7 +8,13 @@ __all__ = [
     "ContractError", "EvalSplit", "LeaveOneOut", "PreparedDataset", "Sequences",
     "leave_one_out", "read_prepared", "write_prepared",
 ]
-
-from recsys.data.datamodule import SequenceDataModule  # noqa: E402  (imports Lightning)
-
 __all__ += ["SequenceDataModule"]
+
+
+def __getattr__(name: str) -> object:
+    # The DataModule pulls in Lightning (seconds of import); `recsys prep` only needs the contract.
+    if name == "SequenceDataModule":
+        from recsys.data.datamodule import SequenceDataModule
+
+        return SequenceDataModule
+    raise AttributeError(f"module 'recsys.data' has no attribute '{name}'")
