@@ -1,0 +1,212 @@
+"""One evaluator for validation, `recsys test`, scoring and benchmarks, so they can never disagree.
+
+Per epoch: `prepare(model, split)` exports the item table and builds the index once. Per batch:
+`rank_batch(model, batch)` returns each target's rank and the top-K ids, which a `RankingMetrics` adds up.
+`evaluate(model, loader, split)` does both for a whole split and returns an `EvalResult`.
+
+Ranks are pessimistic about ties: an item scoring exactly the target's score counts as ranked above it,
+so a degenerate model (constant scores) cannot score by the index's tie order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from recsys.data.split import EvalSplit
+from recsys.eval.contract import GenerativeModel, RetrievalModel
+from recsys.eval.metrics import RankingMetrics, ranks_from_topk
+from recsys.eval.protocols import FullRanking, Protocol, SampledRanking
+from recsys.eval.ranker import IndexSpec, ItemRanker
+from recsys.eval.result import EvalResult
+from recsys.eval.seen import SeenItems, drop_masked
+
+
+@dataclass(frozen=True)
+class RankedBatch:
+    """`ranks` [B]: 1-based rank of the target, 0 = outside the top K_max, -1 = row has no target.
+    `topk` [B, K_max]: recommended item ids, best first (-1 = none)."""
+
+    ranks: Tensor
+    topk: Tensor
+
+
+def tie_aware_ranks(ids: Tensor, scores: Tensor, target: Tensor, k_max: int) -> Tensor:
+    """Ranks from a top-(K_max + 1) list, counting every item that ties the target as ranked above it.
+
+    The extra (K_max + 1)-th entry is what makes this exact: if the target and everything scoring at least
+    as high fit in the list, the count is the pessimistic rank; if they overflow it, the rank is > K_max.
+    """
+    hit = (ids == target[:, None]) & (ids > 0)
+    target_score = torch.where(hit, scores, torch.full_like(scores, -torch.inf)).amax(dim=1)
+    rank = (scores >= target_score[:, None]).sum(dim=1)
+    ranks = torch.where(hit.any(dim=1) & (rank <= k_max), rank, torch.zeros_like(rank))
+    return torch.where(target < 0, torch.full_like(ranks, -1), ranks)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+class Evaluator:
+    """Ranks held-out targets for any retrieval or generative model under one stated protocol.
+
+    Args:
+        n_items: catalogue size (item indices 1..n_items).
+        ks: cut-offs for Recall/NDCG/MRR@K.
+        protocol: FullRanking() (default) or SampledRanking(n_negatives, distribution, seed).
+        exclude_seen: drop each user's full history (from the split, not the truncated input window)
+            from the ranking; a target that is itself in the history then counts as a miss.
+        index: faiss index for full ranking (exact by default).
+        item_popularity: [n_items + 1] training counts, for popularity@K and popularity-sampled negatives.
+        search_batch_size: users per faiss call.
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        ks: Sequence[int] = (10,),
+        protocol: Protocol | None = None,
+        exclude_seen: bool = False,
+        index: IndexSpec | None = None,
+        item_popularity: np.ndarray | Tensor | None = None,
+        search_batch_size: int = 4096,
+    ) -> None:
+        self.n_items = n_items
+        self.ks = tuple(sorted(set(int(k) for k in ks)))
+        self.protocol: Protocol = protocol or FullRanking()
+        self.exclude_seen = exclude_seen
+        self.index = index or IndexSpec()
+        self.item_popularity = None if item_popularity is None else np.asarray(item_popularity, dtype=np.int64)
+        if self.item_popularity is not None and self.item_popularity.shape != (n_items + 1,):
+            raise ValueError(f"item_popularity has shape {self.item_popularity.shape}; expected ({n_items + 1},)")
+        if isinstance(self.protocol, SampledRanking) and self.protocol.distribution == "popularity":
+            if self.item_popularity is None:
+                raise ValueError("popularity-sampled negatives need item_popularity")
+        self.search_batch_size = search_batch_size
+        self._split: EvalSplit | None = None
+        self._ranker: ItemRanker | None = None
+        self._table: Tensor | None = None
+
+    @property
+    def k_max(self) -> int:
+        return self.ks[-1]
+
+    def describe(self, split: EvalSplit | None = None) -> str:
+        """The protocol in words, e.g. 'full ranking over 12,101 items, leave-one-out (test), seen items kept, K=10'."""
+        parts = [self.protocol.describe(self.n_items)]
+        parts.append("leave-one-out" + (f" ({split.name})" if split is not None else ""))
+        parts.append("seen items excluded" if self.exclude_seen else "seen items kept")
+        parts.append("K=" + ",".join(str(k) for k in self.ks))
+        if isinstance(self.protocol, FullRanking) and self.index.kind != "exact":
+            parts.append(self.index.describe())
+        return ", ".join(parts)
+
+    def metric(self) -> RankingMetrics:
+        """A fresh accumulator for this evaluator's ks, with coverage and (given counts) popularity."""
+        return RankingMetrics(self.ks, n_items=self.n_items, item_popularity=self.item_popularity)
+
+    @torch.inference_mode()
+    def prepare(self, model: nn.Module, split: EvalSplit) -> None:
+        """Once per evaluation pass: export the item table and build the index (never once per batch)."""
+        self._split = split
+        self._ranker = None
+        self._table = None
+        if isinstance(model, RetrievalModel):
+            table = model.item_embeddings().detach()
+            if table.ndim != 2 or table.shape[0] != self.n_items + 1:
+                raise ValueError(f"item_embeddings() has shape {tuple(table.shape)}; expected [{self.n_items + 1}, d]")
+            if isinstance(self.protocol, FullRanking):
+                self._ranker = ItemRanker(table, self.index, batch_size=self.search_batch_size)
+            else:
+                self._table = table
+        elif isinstance(model, GenerativeModel):
+            if isinstance(self.protocol, SampledRanking):
+                raise ValueError("sampled protocols need item scores; generative models only return ranked ids")
+        else:
+            raise TypeError(f"{type(model).__name__} has neither encode()+item_embeddings() nor generate()")
+
+    @torch.inference_mode()
+    def rank_batch(self, model: nn.Module, batch: dict[str, Tensor]) -> RankedBatch:
+        """Ranks of this batch's targets, the top-K_max ids, both on CPU. Call `prepare` first."""
+        if self._split is None:
+            raise RuntimeError("call prepare(model, split) before rank_batch")
+        rows = batch["row"].cpu().numpy()
+        target = batch["target"].cpu()
+        seen = SeenItems.of_rows(self._split.history, rows) if self.exclude_seen else None
+        if isinstance(self.protocol, SampledRanking):
+            return self._rank_sampled(model, batch, target, seen)
+        if self._ranker is not None:
+            ids, scores = self._ranker.search(model.encode(batch), self.k_max + 1, seen)
+            return RankedBatch(tie_aware_ranks(ids, scores, target, self.k_max), ids[:, : self.k_max])
+        return self._rank_generated(model, batch, target, seen)
+
+    def _rank_generated(
+        self, model: nn.Module, batch: dict[str, Tensor], target: Tensor, seen: SeenItems | None
+    ) -> RankedBatch:
+        extra = seen.max_count if seen is not None else 0
+        ids = model.generate(batch, self.k_max + extra).cpu().to(torch.int64).numpy()
+        ids = np.where(ids > 0, ids, -1)
+        drop = (ids < 0) | (seen.mask(ids) if seen is not None else False)
+        kept, _ = drop_masked(ids, None, drop, self.k_max)
+        topk = torch.from_numpy(kept)
+        return RankedBatch(ranks_from_topk(topk, target), topk)
+
+    def _rank_sampled(
+        self, model: nn.Module, batch: dict[str, Tensor], target: Tensor, seen: SeenItems | None
+    ) -> RankedBatch:
+        assert isinstance(self.protocol, SampledRanking) and self._table is not None
+        has_target = target > 0
+        users = batch["user_idx"].cpu().numpy()
+        # Rows without a target still get candidates (drawn around item 1) so shapes stay rectangular.
+        safe_target = torch.where(has_target, target, torch.ones_like(target)).numpy()
+        candidates = torch.from_numpy(
+            self.protocol.candidates(users, safe_target, self.n_items, self.item_popularity, seen)
+        )
+        vectors = model.encode(batch).float()
+        table = self._table.to(vectors.device, torch.float32)
+        scores = torch.einsum("bd,bcd->bc", vectors, table[candidates.to(vectors.device)]).cpu()
+        rank = (scores[:, 1:] >= scores[:, :1]).sum(dim=1) + 1
+        ranks = torch.where(rank <= self.k_max, rank, torch.zeros_like(rank))
+        ranks = torch.where(has_target, ranks, torch.full_like(ranks, -1))
+        k = min(self.k_max, candidates.shape[1])
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        topk = candidates.gather(1, order)
+        if k < self.k_max:
+            topk = torch.nn.functional.pad(topk, (0, self.k_max - k), value=-1)
+        return RankedBatch(ranks, topk)
+
+    def evaluate(
+        self, model: nn.Module, loader: Iterable[dict[str, Tensor]], split: EvalSplit, name: str = ""
+    ) -> EvalResult:
+        """Every row of `split` that `loader` yields, in eval mode and without autograd."""
+        started = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        device = _device_of(model)
+        metric = self.metric()
+        try:
+            with torch.inference_mode():
+                self.prepare(model, split)
+                for batch in loader:
+                    batch = {key: value.to(device) for key, value in batch.items()}
+                    ranked = self.rank_batch(model, batch)
+                    metric.update(ranks=ranked.ranks, topk=ranked.topk)
+                values = metric.compute()
+        finally:
+            model.train(was_training)
+        return EvalResult(
+            metrics={key: float(value) for key, value in values.items()},
+            protocol=self.describe(split),
+            split=split.name,
+            n_users=int(metric.count),
+            seconds=time.perf_counter() - started,
+            model=name or type(model).__name__,
+        )
