@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 
 from recsys.eval.evaluator import Evaluator
 from recsys.eval.metrics import RankingMetrics
+from recsys.eval.protocols import FullRanking
 from recsys.losses import FullSoftmaxCE
 from recsys.tasks.optim import Schedule, build_optimizer
 
@@ -56,10 +56,9 @@ class RetrievalTask(pl.LightningModule):
         self.model = model
         self.loss = loss if loss is not None else FullSoftmaxCE()
         self.ks = sorted(set(ks or [10, 20]) | {monitor_k})
-        self.evaluator = Evaluator(ks=self.ks, exclude_seen=exclude_seen)
-        self.val_metrics = RankingMetrics(self.ks)
-        self.test_metrics = RankingMetrics(self.ks)
-        self._session: Any = None
+        self.evaluator: Evaluator | None = None
+        self.val_metrics: RankingMetrics | None = None
+        self.test_metrics: RankingMetrics | None = None
 
     # -- wiring ---------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -72,8 +71,15 @@ class RetrievalTask(pl.LightningModule):
                 f"{type(self.model).__name__} trains with the '{objective}' objective but the data module "
                 f"builds '{datamodule.objective}' batches: set data.objective: {objective}"
             )
+        popularity = datamodule.item_popularity()
         if hasattr(self.loss, "set_item_popularity"):
-            self.loss.set_item_popularity(torch.as_tensor(datamodule.item_popularity()))
+            self.loss.set_item_popularity(torch.as_tensor(popularity))
+        self.evaluator = Evaluator(
+            n_items=datamodule.n_items, ks=self.ks, protocol=FullRanking(),
+            exclude_seen=self.hparams.exclude_seen, item_popularity=popularity,
+        )
+        self.val_metrics = self.evaluator.metric()
+        self.test_metrics = self.evaluator.metric()
 
     # -- training -------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -91,12 +97,20 @@ class RetrievalTask(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------------
     def _start(self, split_name: str) -> None:
-        split = self.trainer.datamodule.eval_split(split_name)
-        self._session = self.evaluator.prepare(self.model, split)
+        if self.evaluator is None:
+            raise RuntimeError("evaluation needs a data module: run through `recsys` or trainer.fit/test(datamodule=...)")
+        self.evaluator.prepare(self.model, self.trainer.datamodule.eval_split(split_name))
 
     def _step(self, batch: dict[str, torch.Tensor], metrics: RankingMetrics) -> None:
-        result = self._session.rank(batch)
-        metrics.update(result)
+        ranked = self.evaluator.rank_batch(self.model, batch)
+        metrics.update(ranks=ranked.ranks, topk=ranked.topk)
+
+    def _finish(self, metrics: RankingMetrics) -> tuple[dict[str, float], int]:
+        """Metrics summed over every rank (torchmetrics syncs the sums), and the users they cover."""
+        values = {k: float(v) for k, v in metrics.compute().items()}
+        count = self.trainer.strategy.reduce(metrics.count.detach().clone(), reduce_op="sum")
+        metrics.reset()
+        return values, int(count)
 
     def on_validation_epoch_start(self) -> None:
         self._start("valid")
@@ -105,11 +119,10 @@ class RetrievalTask(pl.LightningModule):
         self._step(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        values = self.val_metrics.compute()
-        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=False, sync_dist=False)
-        self.log(f"val/ndcg@{self.hparams.monitor_k}", values[f"ndcg@{self.hparams.monitor_k}"], prog_bar=True)
-        self.val_metrics.reset()
-        self._session = None
+        values, _ = self._finish(self.val_metrics)
+        monitored = f"ndcg@{self.hparams.monitor_k}"
+        self.log_dict({f"val/{k}": v for k, v in values.items() if k != monitored})
+        self.log(f"val/{monitored}", values[monitored], prog_bar=True)
 
     def on_test_epoch_start(self) -> None:
         self._start("test")
@@ -118,25 +131,22 @@ class RetrievalTask(pl.LightningModule):
         self._step(batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        values, n_users = self._finish(self.test_metrics)
         self.log_dict({f"test/{k}": v for k, v in values.items()})
-        self.test_metrics.reset()
-        self._session = None
+        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)  # collective: every rank asks
         if self.trainer.is_global_zero:
-            self._write_metrics(values)
+            self._write_metrics(values, n_users, run_dir)
 
-    def _write_metrics(self, values: dict[str, float]) -> None:
+    def _write_metrics(self, values: dict[str, float], n_users: int, run_dir: Path) -> None:
         datamodule = self.trainer.datamodule
-        split = datamodule.eval_split("test")
         record = {
             "dataset": datamodule.dataset.name,
             "model": type(self.model).__name__,
-            "protocol": self.evaluator.describe(n_items=datamodule.n_items),
-            "n_users": len(split),
+            "protocol": self.evaluator.describe(datamodule.eval_split("test")),
+            "n_users": n_users,
             "metrics": values,
             "checkpoint": getattr(self.trainer, "ckpt_path", None),
         }
-        run_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = run_dir / "test_metrics.json.tmp"
         tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,117 @@
+"""The Lightning CLI end to end on the synthetic data: fit, test, resume after a kill, DDP on two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+def _recsys(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "recsys.cli", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    return proc
+
+
+def _fit_args(config: str, data: Path, root: Path, epochs: int, extra: list[str] | None = None) -> list[str]:
+    return [
+        "fit", "--config", str(REPO / config), "--data.path", str(data),
+        "--trainer.default_root_dir", str(root), "--trainer.max_epochs", str(epochs),
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        *(extra or []),
+    ]  # fmt: skip
+
+
+def test_fit_writes_checkpoints_logs_and_test_metrics(prepared_synthetic: Path, tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    proc = _recsys(_fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 2), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    assert list((root / "checkpoints").glob("best-*.ckpt"))
+    metrics_files = list(root.rglob("test_metrics.json"))
+    assert len(metrics_files) == 1
+    record = json.loads(metrics_files[0].read_text())
+    assert "full ranking" in record["protocol"]
+    assert record["n_users"] == 1000
+    assert 0.0 < record["metrics"]["ndcg@10"] <= 1.0
+    assert list(root.rglob("metrics.csv")), "CSV logger wrote nothing"
+    assert list(root.rglob("events.out.tfevents.*")), "TensorBoard logger wrote nothing"
+
+
+KILLER = '''
+import os
+import pytorch_lightning as pl
+
+
+class KillAtStep(pl.Callback):
+    """Dies like `kill -9` (no clean-up, no checkpoint) once `step` optimiser steps are done."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            os._exit(137)
+'''
+
+
+def test_resume_after_kill_mid_epoch(prepared_synthetic: Path, tmp_path: Path) -> None:
+    (tmp_path / "killer.py").write_text(KILLER)
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    root = tmp_path / "run"
+    common = ["--checkpoint.every_n_train_steps", "3", "--test_after_fit", "false"]
+    # 1000 users / batch 128 = 8 steps an epoch: step 11 is in the middle of the second epoch.
+    killed = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3,
+                  [*common, "--trainer.callbacks+=killer.KillAtStep", "--trainer.callbacks.step=11"]),
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert killed.returncode == 137, killed.stderr[-3000:]
+    import torch
+
+    last = root / "checkpoints" / "last.ckpt"
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 9 and state["epoch"] == 1, "the kill did not happen mid-epoch"
+    resumed = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3, [*common, "--ckpt_path", "last"]),
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(last, map_location="cpu", weights_only=False)
+    assert final["epoch"] == 3 or final["global_step"] == 24, (final["epoch"], final["global_step"])
+    assert final["global_step"] == 24
+
+
+def test_ddp_two_processes_match_single_process(prepared_synthetic: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ddp"
+    ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+    fitted = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 1, ddp), cwd=tmp_path, timeout=600
+    )
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    ckpt = root / "checkpoints" / "last.ckpt"
+    results = {}
+    for name, extra in (("single", ["--trainer.devices", "1"]), ("ddp", ddp)):
+        out = tmp_path / f"test-{name}"
+        proc = _recsys(
+            ["test", "--config", str(REPO / "configs/sasrec/synthetic.yaml"), "--data.path", str(prepared_synthetic),
+             "--trainer.default_root_dir", str(out), "--ckpt_path", str(ckpt),
+             "--trainer.enable_progress_bar", "false", *extra],
+            cwd=tmp_path, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (metrics_file,) = list(out.rglob("test_metrics.json"))
+        results[name] = json.loads(metrics_file.read_text())
+    assert results["ddp"]["n_users"] == results["single"]["n_users"] == 1000
+    for key, value in results["single"]["metrics"].items():
+        assert results["ddp"]["metrics"][key] == pytest.approx(value, abs=1e-6), key
