@@ -153,8 +153,9 @@ class Evaluator:
     ) -> RankedBatch:
         extra = seen.max_count if seen is not None else 0
         ids = model.generate(batch, self.k_max + extra).cpu().to(torch.int64).numpy()
+        # An invalid id (<= 0) keeps its slot: the model wasted it, and later items do not move up.
         ids = np.where(ids > 0, ids, -1)
-        drop = (ids < 0) | (seen.mask(ids) if seen is not None else False)
+        drop = seen.mask(ids) if seen is not None else np.zeros(ids.shape, dtype=bool)
         kept, _ = drop_masked(ids, None, drop, self.k_max)
         topk = torch.from_numpy(kept)
         return RankedBatch(ranks_from_topk(topk, target), topk)
