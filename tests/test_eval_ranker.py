@@ -140,3 +140,19 @@ def test_gpu_request_without_gpu_fails_loudly() -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="GPU"):
         ItemRanker(torch.randn(5, 4), IndexSpec(use_gpu=True))
+
+
+def test_seen_mask_matches_python_sets() -> None:
+    rng = np.random.default_rng(0)
+    histories = [list(rng.integers(1, 50, size=rng.integers(0, 20))) for _ in range(30)]
+    ids = rng.integers(-1, 51, size=(30, 15))
+    mask = _seen(histories).mask(ids)
+    expected = [[int(i) in set(h) for i in row] for row, h in zip(ids, histories, strict=True)]
+    assert mask.tolist() == expected
+
+
+def test_threaded_chunks_match_one_call() -> None:
+    users, table = _vectors(1000, 300)
+    one, _ = ItemRanker(table, threads=1).search(users, 12)
+    many, _ = ItemRanker(table, threads=3).search(users, 12)
+    assert torch.equal(one, many)

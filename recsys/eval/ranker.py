@@ -7,8 +7,11 @@ Item row 0 is padding and is never added to the index, so it can never be return
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +26,8 @@ IndexKind = Literal["exact", "ivf", "hnsw"]
 
 # faiss GPU brute-force search supports at most this many results per query.
 _GPU_MAX_K = 2048
+# Fewer queries than this per thread are not worth a thread hand-off.
+_MIN_CHUNK = 128
 
 
 @dataclass(frozen=True)
@@ -70,19 +75,29 @@ def default_threads() -> int:
 
 
 @contextlib.contextmanager
-def _blas_blocks(query_bs: int, database_bs: int) -> Iterator[None]:
-    """Smaller exact-search BLAS tiles than faiss's defaults (4096 x 1024).
+def _exact_search_tuning() -> Iterator[None]:
+    """BLAS tiles and threshold for exact search, restored on exit (they are faiss globals).
 
-    A 256 x 4096 float32 score tile (4 MiB) stays in cache while the heaps read it; measured about 3x
-    faster for 22k users x 12k items on 2 cores. The faiss globals are restored on exit.
+    faiss 1.15 computes scores with BLAS only above `distance_compute_blas_threshold` (128,000 by default,
+    which a 1,024 x 64 batch does not reach: its fallback kernel was measured 2x slower), in 4096 x 1024
+    tiles; 256 x 4096 tiles (4 MiB of scores) stay in cache while the heaps read them, about 3x faster for
+    22k users x 12k items on 2 cores.
     """
-    old = (faiss.cvar.distance_compute_blas_query_bs, faiss.cvar.distance_compute_blas_database_bs)
-    faiss.cvar.distance_compute_blas_query_bs = query_bs
-    faiss.cvar.distance_compute_blas_database_bs = database_bs
+    cvar = faiss.cvar
+    old = (cvar.distance_compute_blas_threshold, cvar.distance_compute_blas_query_bs,
+           cvar.distance_compute_blas_database_bs)
+    cvar.distance_compute_blas_threshold = 20
+    cvar.distance_compute_blas_query_bs = 256
+    cvar.distance_compute_blas_database_bs = 4096
     try:
         yield
     finally:
-        faiss.cvar.distance_compute_blas_query_bs, faiss.cvar.distance_compute_blas_database_bs = old
+        (cvar.distance_compute_blas_threshold, cvar.distance_compute_blas_query_bs,
+         cvar.distance_compute_blas_database_bs) = old
+
+
+def _single_threaded_faiss() -> None:
+    faiss.omp_set_num_threads(1)
 
 
 class ItemRanker:
@@ -91,8 +106,13 @@ class ItemRanker:
     Args:
         item_table: [n_items + 1, d] item vectors; row 0 (padding) is left out of the index.
         spec: which index (exact by default).
-        threads: faiss OpenMP threads; None = the CPUs this process may use.
-        batch_size: users per faiss call, which bounds memory at batch_size x (k + max seen) results.
+        threads: search threads; None = the CPUs this process may use.
+        batch_size: users per search, which bounds memory at batch_size x (k + max seen) results.
+
+    Searches run as independent single-threaded faiss calls on query chunks, one per worker thread (faiss
+    releases the GIL), not as one OpenMP-parallel call: OpenMP threads wait for each other at every tile, so
+    when another process holds a core, 2 OpenMP threads were measured 8x slower than 1 (4.6 s vs 0.57 s on
+    2 cores), while independent chunks degrade only to the speed of one thread.
     """
 
     def __init__(
@@ -104,13 +124,18 @@ class ItemRanker:
     ) -> None:
         self.spec = spec or IndexSpec()
         self.batch_size = batch_size
-        faiss.omp_set_num_threads(threads or default_threads())
+        self.threads = threads or default_threads()
+        faiss.omp_set_num_threads(self.threads)  # index training (k-means, HNSW build) uses OpenMP
         items = as_float32(item_table)[1:]
         if items.ndim != 2 or items.shape[0] == 0:
             raise ValueError(f"item_table has shape {tuple(np.shape(item_table))}; expected [n_items + 1, d]")
         self.n_items, self.dim = items.shape
         self.cpu_index = self._build(items)
         self.gpu_index = self._to_gpu(self.cpu_index)
+        self._pool: ThreadPoolExecutor | None = None
+        if self.threads > 1 and self.gpu_index is None:
+            self._pool = ThreadPoolExecutor(self.threads, initializer=_single_threaded_faiss)
+            weakref.finalize(self, self._pool.shutdown, wait=False)
 
     @property
     def on_gpu(self) -> bool:
@@ -183,10 +208,15 @@ class ItemRanker:
             return self.gpu_index.search(queries, k)
         if self.spec.kind == "hnsw":
             self.cpu_index.hnsw.efSearch = max(self.spec.ef_search, k)
-        if self.spec.kind == "exact":
-            with _blas_blocks(256, 4096):
+        tuning = _exact_search_tuning() if self.spec.kind == "exact" else contextlib.nullcontext()
+        with tuning:
+            n = queries.shape[0]
+            if self._pool is None or n < 2 * _MIN_CHUNK:
                 return self.cpu_index.search(queries, k)
-        return self.cpu_index.search(queries, k)
+            chunk = max(_MIN_CHUNK, math.ceil(n / self.threads))
+            parts = list(self._pool.map(lambda start: self.cpu_index.search(queries[start : start + chunk], k),
+                                        range(0, n, chunk)))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def overlap_recall(approx: Tensor, exact: Tensor) -> float:

@@ -52,9 +52,13 @@ class SeenItems:
             raise ValueError(f"ids has {rows} rows but there are {len(self)} histories")
         width = np.int64(max(int(ids.max(initial=0)), int(self.items.max(initial=0))) + 1)
         seen_rows = np.repeat(np.arange(rows, dtype=np.int64), np.diff(self.offsets))
-        seen_keys = seen_rows * width + self.items
+        seen_keys = np.sort(seen_rows * width + self.items)
+        if seen_keys.size == 0:
+            return np.zeros(ids.shape, dtype=bool)
         keys = np.arange(rows, dtype=np.int64)[:, None] * width + ids
-        return np.isin(keys, seen_keys) & (ids >= 0)
+        # Binary search into the (small) sorted history keys: no sort of the (larger) candidate keys.
+        found = seen_keys[np.minimum(np.searchsorted(seen_keys, keys), seen_keys.size - 1)] == keys
+        return found & (ids >= 0)
 
 
 def drop_masked(ids: np.ndarray, scores: np.ndarray | None, drop: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
