@@ -156,3 +156,20 @@ def test_threaded_chunks_match_one_call() -> None:
     one, _ = ItemRanker(table, threads=1).search(users, 12)
     many, _ = ItemRanker(table, threads=3).search(users, 12)
     assert torch.equal(one, many)
+
+
+def test_exclusion_in_length_groups_matches_brute_force() -> None:
+    """Over 512 users per batch, rows are searched in groups by history length; results must not change."""
+    users, table = _vectors(1300, 200)
+    rng = np.random.default_rng(1)
+    histories = [list(rng.integers(1, 201, size=rng.choice([0, 3, 12, 150]))) for _ in range(1300)]
+    ids, scores = ItemRanker(table).search(users, 10, _seen(histories))
+    banned = [set(int(i) for i in h) for h in histories]
+    for row in range(1300):
+        assert not set(ids[row].tolist()) & banned[row]
+    reference = users.double() @ table.double().T
+    reference[:, 0] = -torch.inf
+    for row, items in enumerate(banned):
+        reference[row, list(items)] = -torch.inf
+    top = torch.topk(reference, 10).values.float()
+    assert torch.allclose(scores, top, atol=1e-4)

@@ -28,6 +28,8 @@ IndexKind = Literal["exact", "ivf", "hnsw"]
 _GPU_MAX_K = 2048
 # Fewer queries than this per thread are not worth a thread hand-off.
 _MIN_CHUNK = 128
+# Users per group of similar history length when seen items are excluded.
+_SEEN_GROUP = 512
 
 
 @dataclass(frozen=True)
@@ -193,13 +195,25 @@ class ItemRanker:
         return torch.from_numpy(np.concatenate(ids_out)), torch.from_numpy(np.concatenate(scores_out))
 
     def _search_part(self, queries: np.ndarray, k: int, seen: SeenItems | None) -> tuple[np.ndarray, np.ndarray]:
+        if seen is None:
+            return self._search_rows(queries, k, None)
+        # Rows are searched in groups of similar history length, each asking for k + its own longest
+        # history, so one heavy user does not make the whole batch search (and sort) hundreds of results.
+        order = np.argsort(np.diff(seen.offsets), kind="stable")
+        ids = np.empty((queries.shape[0], k), dtype=np.int64)
+        scores = np.empty((queries.shape[0], k), dtype=np.float32)
+        for group in np.array_split(order, max(1, order.size // _SEEN_GROUP)):
+            ids[group], scores[group] = self._search_rows(queries[group], k, seen.slice_rows(group))
+        return ids, scores
+
+    def _search_rows(self, queries: np.ndarray, k: int, seen: SeenItems | None) -> tuple[np.ndarray, np.ndarray]:
         extra = seen.max_count if seen is not None else 0
         k_search = max(1, min(k + extra, self.n_items))
         scores, labels = self._faiss_search(queries, k_search)
         ids = np.where(labels >= 0, labels + 1, -1).astype(np.int64)
         scores = np.where(labels >= 0, scores, -np.inf).astype(np.float32)
-        drop = seen.mask(ids) if seen is not None else (ids < 0)
-        kept_ids, kept_scores = drop_masked(ids, scores, drop | (ids < 0), k)
+        drop = (ids < 0) | seen.mask(ids) if seen is not None else ids < 0
+        kept_ids, kept_scores = drop_masked(ids, scores, drop, k)
         assert kept_scores is not None
         return kept_ids, kept_scores
 
