@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator
+from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator, TrainWindows
 from recsys.data.sequences import Sequences
 from recsys.data.split import leave_one_out
 
@@ -41,3 +41,25 @@ def test_eval_batch_carries_history_and_target() -> None:
     assert batch["item_seq"].tolist() == [[0, 6, 7], [2, 3, 4]]
     assert batch["target"].tolist() == [8, 5]
     assert batch["row"].tolist() == [1, 0]
+
+
+def test_all_windows_make_every_item_a_target_once() -> None:
+    rows = [list(range(1, 12)), [20, 21], [30], list(range(40, 45))]
+    seqs = _seqs(rows)
+    windows = TrainWindows(seqs, max_len=3, mode="all")
+    batch = CausalCollator(seqs, max_len=3, windows=windows)(list(range(len(windows))))
+    targets = batch["targets"].numpy()
+    expected = sorted(i for r in rows for i in r[1:])
+    assert sorted(targets[targets > 0].tolist()) == expected
+    # inputs precede their targets within the same user
+    for inputs, outs in zip(batch["item_seq"].tolist(), targets.tolist(), strict=True):
+        for i, t in zip(inputs, outs, strict=True):
+            if t:
+                assert t == i + 1
+
+
+def test_last_window_is_the_most_recent() -> None:
+    seqs = _seqs([list(range(1, 12))])
+    windows = TrainWindows(seqs, max_len=3, mode="last")
+    assert len(windows) == 1
+    assert CausalCollator(seqs, 3, windows)([0])["targets"].tolist() == [[9, 10, 11]]

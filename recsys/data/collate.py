@@ -19,16 +19,37 @@ from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit
 
 
-class CausalCollator:
-    """Next-item at every position (SASRec): input is the window, targets are the window shifted by one."""
+class TrainWindows:
+    """Which training windows an epoch visits: each row's most recent one, or tiles covering every item."""
 
-    def __init__(self, sequences: Sequences, max_len: int) -> None:
+    def __init__(self, sequences: Sequences, max_len: int, mode: str) -> None:
+        if mode == "last":
+            self.rows = np.flatnonzero(sequences.lengths >= 2)
+            self.ends = sequences.offsets[self.rows + 1]
+        elif mode == "all":
+            self.rows, self.ends = sequences.chunk_ends(max_len)
+        else:
+            raise ValueError(f"train_windows='{mode}': expected 'last' or 'all'")
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+
+class CausalCollator:
+    """Next-item at every position (SASRec): input is the window, targets are the window shifted by one.
+
+    Collators take window indices (into `TrainWindows`) and build the whole batch with array ops.
+    """
+
+    def __init__(self, sequences: Sequences, max_len: int, windows: TrainWindows | None = None) -> None:
         self.sequences = sequences
         self.max_len = max_len
+        self.plan = windows or TrainWindows(sequences, max_len, "last")
 
-    def __call__(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        rows_np = np.asarray(rows, dtype=np.int64)
-        window = self.sequences.windows(self.max_len + 1, rows_np)
+    def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        rows_np, ends = self.plan.rows[index], self.plan.ends[index]
+        window = self.sequences.windows(self.max_len + 1, rows_np, ends)
         item_seq = window[:, :-1]
         targets = np.where(item_seq > 0, window[:, 1:], 0)
         return {
@@ -46,7 +67,10 @@ class ClozeCollator:
     also the position the model predicts at inference.
     """
 
-    def __init__(self, sequences: Sequences, max_len: int, mask_token: int, mask_prob: float, seed: int = 0) -> None:
+    def __init__(
+        self, sequences: Sequences, max_len: int, mask_token: int, mask_prob: float, seed: int = 0,
+        windows: TrainWindows | None = None,
+    ) -> None:
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob={mask_prob}: expected a value strictly between 0 and 1")
         self.sequences = sequences
@@ -54,10 +78,12 @@ class ClozeCollator:
         self.mask_token = mask_token
         self.mask_prob = mask_prob
         self.rng = np.random.default_rng(seed)
+        self.plan = windows or TrainWindows(sequences, max_len, "last")
 
-    def __call__(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        rows_np = np.asarray(rows, dtype=np.int64)
-        window = self.sequences.windows(self.max_len, rows_np)
+    def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        index = np.asarray(indices, dtype=np.int64)
+        rows_np, ends = self.plan.rows[index], self.plan.ends[index]
+        window = self.sequences.windows(self.max_len, rows_np, ends)
         real = window > 0
         mask = real & (self.rng.random(window.shape) < self.mask_prob)
         none_masked = ~mask.any(axis=1)

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator
+from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator, TrainWindows
 from recsys.data.contract import PreparedDataset, read_prepared
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit, LeaveOneOut, leave_one_out
@@ -26,6 +26,9 @@ class SequenceDataModule(pl.LightningDataModule):
         objective: `causal` (next item at every position, SASRec) or `cloze` (masked items, BERT4Rec).
         mask_prob: share of positions masked for the cloze objective.
         min_length: users with fewer interactions are trained on but never evaluated.
+        train_windows: `all` tiles each training sequence into windows of max_len so every item is a target
+            once per epoch (long histories are not cut); `last` keeps only each user's most recent window, as
+            the original SASRec code does. Neither duplicates targets (no prefix augmentation).
         num_workers: DataLoader worker processes (batches are built with array ops; 0 is usually fastest).
         seed: seeds shuffling and masking.
     """
@@ -39,6 +42,7 @@ class SequenceDataModule(pl.LightningDataModule):
         objective: Literal["causal", "cloze"] = "causal",
         mask_prob: float = 0.2,
         min_length: int = 3,
+        train_windows: Literal["all", "last"] = "all",
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -50,6 +54,7 @@ class SequenceDataModule(pl.LightningDataModule):
         self.objective = objective
         self.mask_prob = mask_prob
         self.min_length = min_length
+        self.train_windows = train_windows
         self.num_workers = num_workers
         self.seed = seed
         self._dataset: PreparedDataset | None = None
@@ -94,11 +99,12 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         train = self.split.train
-        rows = np.flatnonzero(train.lengths >= 2)  # a row needs an input and a target
+        windows = TrainWindows(train, self.max_len, self.train_windows)
+        rows = np.arange(len(windows))
         if self.objective == "causal":
-            collate = CausalCollator(train, self.max_len)
+            collate = CausalCollator(train, self.max_len, windows)
         else:
-            collate = ClozeCollator(train, self.max_len, self.mask_token, self.mask_prob, seed=self.seed)
+            collate = ClozeCollator(train, self.max_len, self.mask_token, self.mask_prob, self.seed, windows)
         world, rank = self._world()
         if world > 1:
             sampler = DistributedSampler(rows.tolist(), num_replicas=world, rank=rank, shuffle=True, seed=self.seed)

@@ -62,15 +62,31 @@ class Sequences:
             raise ValueError(f"some rows have fewer than {n} items")
         return self.items[self.offsets[1:] - n]
 
-    def windows(self, max_len: int, rows: np.ndarray | None = None) -> np.ndarray:
+    def windows(self, max_len: int, rows: np.ndarray | None = None, ends: np.ndarray | None = None) -> np.ndarray:
         """The last `max_len` items of each row, left-padded with 0: shape [rows, max_len], int64.
 
-        Left padding keeps the most recent item in the last column for every row.
+        Left padding keeps the most recent item in the last column for every row. `ends` (absolute offsets
+        into `items`, one per row) cuts each window off earlier than the row's end.
         """
         rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
-        begins, ends = self.offsets[rows], self.offsets[rows + 1]
+        begins = self.offsets[rows]
+        ends = self.offsets[rows + 1] if ends is None else np.asarray(ends, dtype=np.int64)
         src = ends[:, None] - max_len + np.arange(max_len)[None, :]
         valid = src >= begins[:, None]
         if self.items.size == 0:
             return np.zeros((rows.size, max_len), dtype=np.int64)
         return np.where(valid, self.items[np.clip(src, 0, None)], 0)
+
+    def chunk_ends(self, size: int, min_items: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """(row, end offset) of windows that tile every row from its end in steps of `size` items.
+
+        Windows of `size + 1` items ending there overlap by one item, so with the causal objective every
+        item after a row's first is a target exactly once; chunks shorter than `min_items` are dropped.
+        """
+        lengths = self.lengths
+        counts = np.where(lengths >= min_items, -(-(lengths - 1) // size), 0)
+        rows = np.repeat(np.arange(len(self)), counts)
+        step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        ends = self.offsets[rows + 1] - step * size
+        keep = ends - self.offsets[rows] >= min_items
+        return rows[keep], ends[keep]
