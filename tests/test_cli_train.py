@@ -115,3 +115,16 @@ def test_ddp_two_processes_match_single_process(prepared_synthetic: Path, tmp_pa
     assert results["ddp"]["n_users"] == results["single"]["n_users"] == 1000
     for key, value in results["single"]["metrics"].items():
         assert results["ddp"]["metrics"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_fit_help_documents_every_model_argument(tmp_path: Path) -> None:
+    proc = _recsys(["fit", "--help"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import inspect
+
+    from recsys.models import BERT4Rec, SASRec
+
+    for cls in (SASRec, BERT4Rec):
+        assert f"recsys.models.{cls.__name__}" in proc.stdout
+        for name in inspect.signature(cls).parameters:
+            assert f"    {name} (default" in proc.stdout, (cls.__name__, name)

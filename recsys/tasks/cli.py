@@ -8,17 +8,49 @@ may use omegaconf interpolation.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from jsonargparse import DefaultHelpFormatter
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+# `recsys` passes its own argv on purpose; Lightning's warning about that is noise here.
+warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
+
+MODEL_CLASSES = ("recsys.models.SASRec", "recsys.models.BERT4Rec")
+
+
+def models_help() -> str:
+    """Every model's constructor arguments with their docs, for the foot of `recsys fit --help`."""
+    import importlib
+    import inspect
+
+    from docstring_parser import parse
+
+    lines = ["models (model.init_args.model.class_path) and their arguments (model.init_args.model.init_args.*):"]
+    for path in MODEL_CLASSES:
+        module, name = path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+        docs = {p.arg_name: " ".join((p.description or "").split()) for p in parse(cls.__doc__ or "").params}
+        lines.append(f"  {path}")
+        for param in list(inspect.signature(cls).parameters.values()):
+            default = "from the data" if param.name == "n_items" else repr(param.default)
+            lines.append(f"    {param.name} (default {default}): {docs.get(param.name, '')}")
+    lines.append("  `recsys fit --model.model.help CLASS` prints one model's arguments in full.")
+    return "\n".join(lines)
+
 
 class RecsysCLI(LightningCLI):
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        parser.epilog = models_help()
+        return parser
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--experiment", type=str, default="default",
@@ -67,6 +99,13 @@ class RecsysCLI(LightningCLI):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
 
 
+class _RawEpilogFormatter(DefaultHelpFormatter):
+    """Keeps the models section's line breaks; argument help is formatted as usual."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "".join(indent + line for line in text.splitlines(keepends=True))
+
+
 def _next_version(logs: Path) -> int:
     existing = [int(p.name.split("_")[1]) for p in logs.glob("version_*") if p.name.split("_")[1].isdigit()]
     return max(existing, default=-1) + 1
@@ -81,7 +120,7 @@ def run_lightning_cli(argv: Sequence[str]) -> int:
         datamodule_class=pl.LightningDataModule,
         subclass_mode_data=True,
         args=list(argv),
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf", "formatter_class": _RawEpilogFormatter},
         trainer_defaults={"use_distributed_sampler": False},
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
