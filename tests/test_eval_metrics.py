@@ -184,7 +184,7 @@ def test_batches_and_ranks_merge_like_one_pass() -> None:
 ranks_strategy = st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=80)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(ranks_strategy)
 def test_recall_never_decreases_with_k_and_all_in_unit_interval(values: list[int]) -> None:
     ranks = torch.tensor(values)
@@ -208,7 +208,7 @@ def hit_matrices(draw: st.DrawFn) -> tuple[torch.Tensor, torch.Tensor]:
     return hits, hits.sum(dim=1) + extra
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, database=None)
 @given(hit_matrices())
 def test_hit_metrics_in_unit_interval(sample: tuple[torch.Tensor, torch.Tensor]) -> None:
     hits, n_targets = sample
@@ -218,7 +218,7 @@ def test_hit_metrics_in_unit_interval(sample: tuple[torch.Tensor, torch.Tensor])
             assert torch.all((values >= 0) & (values <= 1 + 1e-12)), fn.__name__
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(st.lists(st.integers(1, 8), min_size=1, max_size=30), st.sampled_from([1, 3, 10]))
 def test_perfect_ranker_scores_one(n_targets_list: list[int], k: int) -> None:
     n_targets = torch.tensor(n_targets_list)
@@ -235,7 +235,7 @@ def test_perfect_ranker_scores_one(n_targets_list: list[int], k: int) -> None:
     assert all(v.item() == pytest.approx(1.0) for v in single.compute().values())
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(st.lists(st.integers(11, 500), min_size=1, max_size=30))
 def test_ranker_that_never_returns_the_target_scores_zero(far_ranks: list[int]) -> None:
     metric = RankingMetrics((1, 5, 10))

@@ -36,17 +36,19 @@ class RankedBatch:
     topk: Tensor
 
 
-def tie_aware_ranks(ids: Tensor, scores: Tensor, target: Tensor, k_max: int) -> Tensor:
+def tie_aware_ranks(ids: np.ndarray, scores: np.ndarray, target: np.ndarray, k_max: int) -> np.ndarray:
     """Ranks from a top-(K_max + 1) list, counting every item that ties the target as ranked above it.
 
     The extra (K_max + 1)-th entry is what makes this exact: if the target and everything scoring at least
     as high fit in the list, the count is the pessimistic rank; if they overflow it, the rank is > K_max.
+    numpy, not torch: these [B, K] steps are single-threaded numpy calls, which (unlike torch's OpenMP
+    kernels) do not stall when another process holds a core.
     """
     hit = (ids == target[:, None]) & (ids > 0)
-    target_score = torch.where(hit, scores, torch.full_like(scores, -torch.inf)).amax(dim=1)
-    rank = (scores >= target_score[:, None]).sum(dim=1)
-    ranks = torch.where(hit.any(dim=1) & (rank <= k_max), rank, torch.zeros_like(rank))
-    return torch.where(target < 0, torch.full_like(ranks, -1), ranks)
+    target_score = np.where(hit, scores, -np.inf).max(axis=1)
+    rank = (scores >= target_score[:, None]).sum(axis=1)
+    ranks = np.where(hit.any(axis=1) & (rank <= k_max), rank, 0)
+    return np.where(target < 0, -1, ranks).astype(np.int64)
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -144,8 +146,10 @@ class Evaluator:
         if isinstance(self.protocol, SampledRanking):
             return self._rank_sampled(model, batch, target, seen)
         if self._ranker is not None:
-            ids, scores = self._ranker.search(model.encode(batch), self.k_max + 1, seen)
-            return RankedBatch(tie_aware_ranks(ids, scores, target, self.k_max), ids[:, : self.k_max])
+            ids, scores = (t.numpy() for t in self._ranker.search(model.encode(batch), self.k_max + 1, seen))
+            ranks = tie_aware_ranks(ids, scores, target.numpy(), self.k_max)
+            topk = np.ascontiguousarray(ids[:, : self.k_max])
+            return RankedBatch(torch.from_numpy(ranks), torch.from_numpy(topk))
         return self._rank_generated(model, batch, target, seen)
 
     def _rank_generated(
