@@ -247,7 +247,7 @@ def _subprocess_json(cmd: list[str], timeout: int = 1800) -> dict[str, Any]:
 
 def _fmt_metric(row: dict[str, Any], k: int) -> str:
     metrics = row.get("metrics", {})
-    return f"{metrics.get(f'recall@{k}', float('nan')):.4f}"
+    return " / ".join(f"{metrics.get(f'{name}@{k}', float('nan')):.5f}" for name in ("recall", "ndcg"))
 
 
 def render(report: dict[str, Any]) -> str:
@@ -266,7 +266,7 @@ def render(report: dict[str, Any]) -> str:
         f"{', '.join(f'{x:.2f}' for x in report['load_average_end'])} (the machine is shared).",
         "Versions: " + ", ".join(f"{name} {version}" for name, version in report["versions"].items()) + ".",
         "",
-        "| method | K | seconds | users/s | peak RSS MiB (before timing) | Recall@K | vs RecBole | notes |",
+        "| method | K | seconds | users/s | peak RSS MiB (before timing) | Recall@K / NDCG@K | vs RecBole | notes |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:

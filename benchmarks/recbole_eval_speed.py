@@ -57,7 +57,7 @@ def main() -> None:
         config_dict={
             "metrics": ["Recall", "NDCG", "MRR"], "train_neg_sample_args": None, "topk": [args.k], "valid_metric": f"MRR@{args.k}",
             "eval_args": {"mode": "full", "order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user"},
-            "eval_batch_size": args.batch_size, "use_gpu": False, "device": "cpu", "show_progress": False,
+            "eval_batch_size": args.batch_size, "metric_decimal_place": 8, "use_gpu": False, "device": "cpu", "show_progress": False,
             "checkpoint_dir": "/tmp/recbole-eval-speed", "data_path": "/tmp/recbole-eval-speed",
         },
     )

@@ -65,7 +65,8 @@ class Evaluator:
         ks: cut-offs for Recall/NDCG/MRR@K.
         protocol: FullRanking() (default) or SampledRanking(n_negatives, distribution, seed).
         exclude_seen: drop each user's full history (from the split, not the truncated input window)
-            from the ranking; a target that is itself in the history then counts as a miss.
+            from the ranking; under full ranking a target that is itself in the history then counts as a
+            miss; under a sampled protocol it keeps history items out of the negatives (the target stays).
         index: faiss index for full ranking (exact by default).
         item_popularity: [n_items + 1] training counts, for popularity@K and popularity-sampled negatives.
         search_batch_size: users per faiss call.
