@@ -3,6 +3,9 @@
 Memory is bounded by the batch, not the number of users: a batch of users is windowed, encoded, searched
 and appended to the open shard before the next one is built. What stays for the whole run is the data the
 split needs (the interactions), the id columns, the model and its index.
+
+Shards split the selected users into contiguous ranges of user index; inside a shard users are taken
+shortest history first (see windows.py), so a shard's rows are grouped by user but not sorted by user.
 """
 
 from __future__ import annotations
@@ -15,17 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import faiss
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import torch
 from tqdm import tqdm
 
-from recsys.data.collate import EvalCollator
 from recsys.data.contract import PreparedDataset, read_prepared
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit, full_history, leave_one_out
+from recsys.eval.contract import RetrievalModel
 from recsys.eval.ranker import IndexSpec
 from recsys.scoring.checkpoint import LoadedModel, load_model
 from recsys.scoring.plan import FORMAT, ScorePlan, Shard, dataset_digest, users_digest
@@ -39,8 +41,9 @@ from recsys.scoring.shards import (
     remove_temporaries,
     write_manifest,
 )
-from recsys.scoring.topk import make_topk
+from recsys.scoring.topk import GenerativeTopK, RetrievalTopK, make_topk
 from recsys.scoring.users import read_user_list
+from recsys.scoring.windows import WindowCollator, length_order, padding_invariant
 
 Split = Literal["next", "test"]
 # Called after each batch is appended to its shard (shard, batch number within it); tests use it to die
@@ -50,6 +53,13 @@ BatchHook = Callable[[Shard, int], None]
 SCORE_NOTE = {
     "retrieval": "inner product of the user vector and the item vector (higher is better)",
     "generative": "null: generate(batch, k) returns ranked item ids only, no beam scores",
+}
+
+
+WINDOWS_NOTE = {
+    "trimmed": "each batch cut to its longest history (the model was probed: its output does not depend on "
+               "left padding)",
+    "full": "the full max_len window for every user, as `recsys test` feeds the model",
 }
 
 
@@ -69,6 +79,7 @@ class ScoreOptions:
     shard_size: int = 100_000
     min_length: int = 3
     max_len: int | None = None
+    full_windows: bool = False
     device: str = "auto"
     threads: int | None = None
     overwrite: bool = False
@@ -98,7 +109,7 @@ def _index_identity(spec: IndexSpec) -> dict[str, Any]:
     return {"kind": spec.kind, **{name: getattr(spec, name) for name in fields[spec.kind]}}
 
 
-def protocol(options: ScoreOptions, n_items: int, max_len: int, kind: str) -> str:
+def protocol(options: ScoreOptions, n_items: int, max_len: int, kind: str, own_window: bool = False) -> str:
     """The run in one line, as every results table must carry it."""
     if options.split == "next":
         who = "each user's whole history (split next)"
@@ -111,7 +122,9 @@ def protocol(options: ScoreOptions, n_items: int, max_len: int, kind: str) -> st
         else f"generate(batch, k) over {n_items:,} items"
     )
     seen = "seen items excluded" if options.exclude_seen else "seen items kept"
-    return f"top-{options.k} after {who}, last {max_len} items as model input, {how}, {seen}"
+    window = "whole histories as model input (the model cuts its own window)" if own_window else (
+        f"last {max_len} items as model input")
+    return f"top-{options.k} after {who}, {window}, {how}, {seen}"
 
 
 def _device(name: str) -> torch.device:
@@ -120,15 +133,17 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _max_len(options: ScoreOptions, loaded: LoadedModel) -> int:
+def _max_len(options: ScoreOptions, loaded: LoadedModel, split: EvalSplit) -> int:
+    """--max-len, else the model's `max_len`, else the longest history: a model without a window attribute
+    (TIGER counts tokens) is handed whole histories and cuts them itself."""
     max_len = options.max_len or getattr(loaded.model, "max_len", None)
-    if not max_len:
-        raise ValueError(f"{loaded.class_path} has no max_len attribute; pass --max-len (the training window)")
-    return int(max_len)
+    if max_len:
+        return int(max_len)
+    return max(1, int(split.history.lengths.max(initial=1)))
 
 
 def plan_run(options: ScoreOptions, ds: PreparedDataset, split: EvalSplit, why: str, loaded: LoadedModel,
-             max_len: int) -> ScorePlan:  # fmt: skip
+             max_len: int, trim: bool) -> ScorePlan:  # fmt: skip
     users = split.users
     if options.users is None:
         rows = np.arange(len(split), dtype=np.int64)
@@ -144,6 +159,7 @@ def plan_run(options: ScoreOptions, ds: PreparedDataset, split: EvalSplit, why: 
         "split": options.split,
         "min_length": options.min_length if options.split == "test" else None,
         "max_len": max_len,
+        "windows": "trimmed" if trim else "full",
         "exclude_seen": options.exclude_seen,
         "index": _index_identity(options.index),
         "n_users": int(rows.shape[0]),
@@ -154,24 +170,43 @@ def plan_run(options: ScoreOptions, ds: PreparedDataset, split: EvalSplit, why: 
 
 
 def _versions() -> dict[str, str]:
+    import faiss  # already loaded by the ranker, which sets faiss's OpenMP wait policy at first import
+
     return {
         "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss.__version__,
         "pyarrow": pa.__version__, "polars": pl.__version__, "numpy": np.__version__,
     }  # fmt: skip
 
 
+def use_trimmed_windows(options: ScoreOptions, loaded: LoadedModel, split: EvalSplit, max_len: int,
+                        device: torch.device) -> bool:  # fmt: skip
+    """Cut padding only for `--split next`, retrieval models, and a model the probe shows is unaffected."""
+    if options.full_windows or options.split != "next" or not isinstance(loaded.model, RetrievalModel):
+        return False
+    return padding_invariant(loaded.model, split, max_len, device)
+
+
 def score(options: ScoreOptions, on_batch: BatchHook | None = None) -> dict[str, Any]:
     """Write (or finish writing) every planned user's top-K under `options.out`; returns the manifest."""
-    started = time.perf_counter()
     options.check()
+    threads = torch.get_num_threads()
     if options.threads:
         torch.set_num_threads(options.threads)
+    try:
+        return _score(options, on_batch)
+    finally:
+        torch.set_num_threads(threads)  # a caller's process keeps its own setting
+
+
+def _score(options: ScoreOptions, on_batch: BatchHook | None) -> dict[str, Any]:
+    started = time.perf_counter()
     ds = read_prepared(options.data)
     device = _device(options.device)
     loaded = load_model(options.ckpt, device, n_items=ds.n_items, data=str(options.data))
-    max_len = _max_len(options, loaded)
     split, why = make_split(ds, options.split, options.min_length)
-    plan = plan_run(options, ds, split, why, loaded, max_len)
+    max_len = _max_len(options, loaded, split)
+    trim = use_trimmed_windows(options, loaded, split, max_len, device)
+    plan = plan_run(options, ds, split, why, loaded, max_len, trim)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
@@ -183,7 +218,7 @@ def score(options: ScoreOptions, on_batch: BatchHook | None = None) -> dict[str,
         topk = make_topk(loaded.model, split, ds.n_items, options.k, options.exclude_seen, options.index, options.threads)
         user_ids = ds.users["user_id"].to_arrow().cast(pa.string())  # position = user_idx (contract)
         item_ids = ds.items["item_id"].to_arrow().cast(pa.string())  # position = item_idx - 1
-        collate = EvalCollator(split, max_len)
+        collate = WindowCollator(split, max_len, trim)
         todo = [shard for shard in plan.shards if shard.index not in done]
         bar = tqdm(
             total=len(plan.rows), initial=len(plan.rows) - sum(s.n_users for s in todo), unit="user",
@@ -201,13 +236,15 @@ def score(options: ScoreOptions, on_batch: BatchHook | None = None) -> dict[str,
     return manifest
 
 
-def _write_shard(out: Path, plan: ScorePlan, shard: Shard, topk: Any, collate: EvalCollator, split: EvalSplit,
+def _write_shard(out: Path, plan: ScorePlan, shard: Shard, topk: RetrievalTopK | GenerativeTopK,
+                 collate: WindowCollator, split: EvalSplit,
                  user_ids: pa.Array, item_ids: pa.Array, batch_size: int, device: torch.device, bar: tqdm,
                  on_batch: BatchHook | None) -> DoneShard:  # fmt: skip
     writer = ShardWriter(out, plan, shard, user_ids, item_ids)
+    ordered = length_order(split, plan.rows[shard.start : shard.stop])
     try:
-        for number, start in enumerate(range(shard.start, shard.stop, batch_size)):
-            rows = plan.rows[start : min(start + batch_size, shard.stop)]
+        for number, start in enumerate(range(0, ordered.shape[0], batch_size)):
+            rows = ordered[start : start + batch_size]
             batch = {key: value.to(device) for key, value in collate(rows).items()}
             ids, scores = topk(batch)
             writer.write(split.users[rows], ids, scores)
@@ -235,7 +272,8 @@ def _manifest(options: ScoreOptions, ds: PreparedDataset, loaded: LoadedModel, p
         })  # fmt: skip
     return {
         "format": FORMAT,
-        "protocol": protocol(options, ds.n_items, max_len, kind),
+        "protocol": protocol(options, ds.n_items, max_len, kind,
+                             own_window=not (options.max_len or getattr(loaded.model, "max_len", None))),
         "checkpoint": {"path": str(loaded.path.resolve()), "sha256": loaded.sha256},
         "model": {"class_path": loaded.class_path, "kind": kind, "init_args": _jsonable(loaded.init_args)},
         "dataset": {"path": str(options.data.resolve()), "meta": ds.meta},
@@ -243,6 +281,7 @@ def _manifest(options: ScoreOptions, ds: PreparedDataset, loaded: LoadedModel, p
         "split": options.split,
         "min_length": plan.identity["min_length"],
         "max_len": max_len,
+        "windows": WINDOWS_NOTE[plan.identity["windows"]],
         "exclude_seen": options.exclude_seen,
         "index": options.index.describe() if kind == "retrieval" else "none (generative)",
         "columns": {
@@ -251,6 +290,8 @@ def _manifest(options: ScoreOptions, ds: PreparedDataset, loaded: LoadedModel, p
             "item_id": "original item id (items.parquet)",
             "score": SCORE_NOTE[kind],
         },
+        "row_order": "shards hold contiguous ranges of users (by user index); within a shard users come by "
+                     "history length, then user index; each user's k rows are contiguous, by rank",
         "n_users": int(plan.rows.shape[0]),
         "n_rows": sum(entry["rows"] for entry in shards),
         "users_not_scored": {"count": ds.n_users - int(plan.rows.shape[0]),
