@@ -1,0 +1,135 @@
+"""Quality reproduction: our SASRec / BERT4Rec beside the published rows, under the published protocol.
+
+Each run is exactly what a user types: `recsys fit --config configs/<model>/<dataset>.yaml` (train, keep the
+best checkpoint by validation NDCG@10, test it), with a wall-clock cap so the table can be made on a small
+machine. The protocol is the published one: leave-one-out by time, full ranking over all items, seen items
+kept, max length 50. Results land in benchmarks/results/quality.{md,json}; runs already there are kept, so
+datasets can be added one call at a time.
+
+    python benchmarks/quality.py --runs sasrec:amazon-beauty,bert4rec:amazon-beauty --max-minutes 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+PROTOCOL = "full ranking over all items, leave-one-out by time (test = last item), seen items kept, max length 50"
+
+# Published Recall@10 / NDCG@10 (../shared/BENCHMARKS.md), same dataset versions and protocol.
+PUBLISHED: dict[str, list[tuple[str, float, float]]] = {
+    "amazon-beauty": [("SASRec (TIGER paper)", 0.0605, 0.0318), ("BERT4Rec (TIGER paper)", 0.0347, 0.0170),
+                      ("best published: SASRec + sampled softmax (eSASRec paper)", 0.0921, 0.0531)],
+    "amazon-sports": [("SASRec (TIGER paper)", 0.0350, 0.0192), ("BERT4Rec (TIGER paper)", 0.0191, 0.0099),
+                      ("best published (eSASRec paper)", 0.0569, 0.0314)],
+    "amazon-toys": [("SASRec (TIGER paper)", 0.0675, 0.0374), ("BERT4Rec (TIGER paper)", 0.0203, 0.0099),
+                    ("best published (eSASRec paper)", 0.0970, 0.0580)],
+    "ml-100k": [],
+}  # fmt: skip
+
+
+def _run(model: str, dataset: str, prepared_root: Path, max_minutes: float, extra: list[str]) -> dict:
+    config = REPO / "configs" / model / f"{dataset}.yaml"
+    root = REPO / "benchmarks" / ".work" / "quality" / f"{model}-{dataset}"
+    command = [
+        sys.executable, "-m", "recsys.cli", "fit", "--config", str(config),
+        "--data.path", str(prepared_root / dataset), "--trainer.default_root_dir", str(root),
+        "--trainer.max_time", f"00:00:{int(max_minutes)}:00", "--trainer.enable_progress_bar", "false", *extra,
+    ]  # fmt: skip
+    started = time.perf_counter()
+    log = root.with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{model} on {dataset} failed (exit {proc.returncode}); see {log}")
+    metrics_file = max(root.rglob("test_metrics.json"), key=lambda p: p.stat().st_mtime)
+    record = json.loads(metrics_file.read_text())
+    epochs = _epochs_trained(root)
+    return {
+        "model": model, "dataset": dataset, "seconds": round(seconds, 1), "epochs": epochs,
+        "capped": max_minutes, "protocol": record["protocol"], "metrics": record["metrics"],
+        "command": " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
+    }  # fmt: skip
+
+
+def _epochs_trained(root: Path) -> int | None:
+    import torch
+
+    last = root / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+
+
+def _machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())  # fmt: skip
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def _versions() -> str:
+    import pytorch_lightning
+    import torch
+
+    return f"python {platform.python_version()}, torch {torch.__version__}, lightning {pytorch_lightning.__version__}"
+
+
+def _table(runs: list[dict]) -> str:
+    lines = [
+        "# Quality: our models beside the published rows", "",
+        f"Protocol (every row): {PROTOCOL}.", "",
+        f"Machine: {_machine()}. Versions: {_versions()}.", "",
+        "| dataset | model | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | epochs | train+test wall s | source |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        for name, recall, ndcg in PUBLISHED.get(dataset, []):
+            lines.append(f"| {dataset} | {name} | {recall:.4f} | {ndcg:.4f} | | | | | published |")
+        for r in (r for r in runs if r["dataset"] == dataset):
+            m = r["metrics"]
+            lines.append(
+                f"| {dataset} | ours: {r['model']} | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
+                f"{m.get('recall@5', float('nan')):.4f} | {m.get('ndcg@5', float('nan')):.4f} | "
+                f"{r['epochs']} | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
+            )
+    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="sasrec:amazon-beauty",
+                        help="comma-separated MODEL:DATASET pairs, e.g. sasrec:amazon-beauty,bert4rec:ml-100k")
+    parser.add_argument("--prepared", type=Path, default=Path(os.environ.get("RECSYS_PREPARED", REPO / "prepared")),
+                        help="folder holding prepared datasets by name (recsys prep NAME --out PREPARED/NAME)")
+    parser.add_argument("--max-minutes", type=float, default=40.0, help="wall-clock cap on each training run")
+    parser.add_argument("--extra", default="", help="extra `recsys fit` arguments for every run, space-separated")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store = RESULTS / "quality.json"
+    runs: list[dict] = json.loads(store.read_text()) if store.is_file() else []
+    for pair in args.runs.split(","):
+        model, dataset = pair.split(":")
+        if not (args.prepared / dataset).is_dir():
+            raise SystemExit(f"{args.prepared / dataset}: not prepared; run `recsys prep {dataset} --out {args.prepared / dataset}`")
+        record = _run(model, dataset, args.prepared, args.max_minutes, args.extra.split())
+        runs = [r for r in runs if (r["model"], r["dataset"]) != (model, dataset)] + [record]
+        store.write_text(json.dumps(runs, indent=2) + "\n")
+        table = _table(runs)
+        (RESULTS / "quality.md").write_text(table)
+        print(table, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
