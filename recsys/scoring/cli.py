@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     resumed = f", {manifest['shards_resumed']} resumed" if manifest["shards_resumed"] else ""
     print(
-        f"scored {manifest['n_users']:,} users ({manifest['n_rows']:,} rows) in {manifest['seconds']:.1f} s "
+        f"scored {manifest['n_users']:,} users ({manifest['n_rows']:,} rows) in {manifest['seconds_this_run']:.1f} s "
         f"-> {args.out} ({len(manifest['shards'])} shards{resumed})\n  protocol: {manifest['protocol']}"
     )
     return 0

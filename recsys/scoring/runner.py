@@ -296,7 +296,7 @@ def _manifest(options: ScoreOptions, ds: PreparedDataset, loaded: LoadedModel, p
         "n_rows": sum(entry["rows"] for entry in shards),
         "users_not_scored": {"count": ds.n_users - int(plan.rows.shape[0]),
                              "reason": why if options.users is None else f"not listed in {options.users}; {why}"},
-        "seconds": round(seconds, 3),
+        "seconds_this_run": round(seconds, 3),  # a resumed run counts only its own time
         "shards_resumed": resumed,
         "batch_size": options.batch_size,
         "device": device,
