@@ -69,11 +69,14 @@ def test_resume_after_kill_mid_epoch(prepared_synthetic: Path, tmp_path: Path) -
     (tmp_path / "killer.py").write_text(KILLER)
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     root = tmp_path / "run"
-    common = ["--checkpoint.every_n_train_steps", "3", "--test_after_fit", "false"]
-    # 1000 users / batch 128 = 8 steps an epoch: step 11 is in the middle of the second epoch.
+    from recsys.data import SequenceDataModule
+
+    per_epoch = len(SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=128).train_dataloader())
+    kill_at = per_epoch + per_epoch // 2 + 1  # in the middle of the second epoch
+    common = ["--checkpoint.every_n_train_steps", "2", "--test_after_fit", "false"]
     killed = _recsys(
         _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3,
-                  [*common, "--trainer.callbacks+=killer.KillAtStep", "--trainer.callbacks.step=11"]),
+                  [*common, "--trainer.callbacks+=killer.KillAtStep", f"--trainer.callbacks.step={kill_at}"]),
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert killed.returncode == 137, killed.stderr[-3000:]
@@ -81,15 +84,18 @@ def test_resume_after_kill_mid_epoch(prepared_synthetic: Path, tmp_path: Path) -
 
     last = root / "checkpoints" / "last.ckpt"
     state = torch.load(last, map_location="cpu", weights_only=False)
-    assert state["global_step"] == 9 and state["epoch"] == 1, "the kill did not happen mid-epoch"
+    assert state["epoch"] == 1 and per_epoch < state["global_step"] < kill_at + 1, "the kill was not mid-epoch"
     resumed = _recsys(
         _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3, [*common, "--ckpt_path", "last"]),
         cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "max_epochs=3` reached" in resumed.stdout + resumed.stderr
     final = torch.load(last, map_location="cpu", weights_only=False)
-    assert final["epoch"] == 3 or final["global_step"] == 24, (final["epoch"], final["global_step"])
-    assert final["global_step"] == 24
+    # A checkpoint written inside on_train_batch_end records that batch as started but not finished, and
+    # Lightning does not replay it on restore: the resumed run ends one optimiser step short at most.
+    assert 3 * per_epoch - 1 <= final["global_step"] <= 3 * per_epoch, (final["global_step"], per_epoch)
+    assert final["global_step"] > state["global_step"] + per_epoch  # it trained on, through the last epoch
 
 
 def test_ddp_two_processes_match_single_process(prepared_synthetic: Path, tmp_path: Path) -> None:
