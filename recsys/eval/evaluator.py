@@ -4,6 +4,18 @@ Per epoch: `prepare(model, split)` exports the item table and builds the index o
 `rank_batch(model, batch)` returns each target's rank and the top-K ids, which a `RankingMetrics` adds up.
 `evaluate(model, loader, split)` does both for a whole split and returns an `EvalResult`.
 
+In a LightningModule (the metric is a child module, so Lightning moves it and DDP syncs its sum states):
+
+    self.val_metrics = evaluator.metric()                                   # in __init__/setup
+    def on_validation_epoch_start(self):
+        self.evaluator.prepare(self.model, self.trainer.datamodule.eval_split("valid"))
+    def validation_step(self, batch, batch_idx):
+        ranked = self.evaluator.rank_batch(self.model, batch)
+        self.val_metrics.update(ranks=ranked.ranks, topk=ranked.topk)
+    def on_validation_epoch_end(self):
+        self.log_dict(self.val_metrics.compute())                           # summed over ranks, then divided
+        self.val_metrics.reset()
+
 Ranks are pessimistic about ties: an item scoring exactly the target's score counts as ranked above it,
 so a degenerate model (constant scores) cannot score by the index's tie order.
 """
