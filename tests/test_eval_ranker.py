@@ -173,3 +173,8 @@ def test_exclusion_in_length_groups_matches_brute_force() -> None:
         reference[row, list(items)] = -torch.inf
     top = torch.topk(reference, 10).values.float()
     assert torch.allclose(scores, top, atol=1e-4)
+
+
+def test_gpu_hnsw_request_is_refused() -> None:
+    with pytest.raises(ValueError, match="no GPU HNSW"):
+        ItemRanker(torch.randn(5, 4), IndexSpec(kind="hnsw", use_gpu=True))

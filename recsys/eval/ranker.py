@@ -164,8 +164,13 @@ class ItemRanker:
         return index
 
     def _to_gpu(self, index: faiss.Index) -> faiss.Index | None:
-        wanted = self.spec.use_gpu is not False and self.spec.kind != "hnsw"  # faiss has no GPU HNSW
-        if not wanted or not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        if self.spec.use_gpu is False:
+            return None
+        if self.spec.kind == "hnsw":  # faiss has no GPU HNSW
+            if self.spec.use_gpu:
+                raise ValueError("use_gpu=True with kind='hnsw': faiss has no GPU HNSW index (use exact or ivf)")
+            return None
+        if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
             if self.spec.use_gpu:
                 raise RuntimeError("use_gpu=True but the installed faiss has no GPU support (or no GPU is visible)")
             return None
@@ -175,8 +180,9 @@ class ItemRanker:
     def search(self, users: Tensor | np.ndarray, k: int, seen: SeenItems | None = None) -> tuple[Tensor, Tensor]:
         """Top-`k` item ids [U, k] int64 (1..N, -1 where fewer exist) and scores [U, k] float32 (-inf there).
 
-        With `seen`, each row's history is left out: the search asks for k + the batch's largest history,
-        so even a user who has seen more than k items still gets k unseen ones when the catalogue has them.
+        With `seen`, each row's history is left out: rows are searched in groups of similar history length,
+        each group asking for k + its longest history, so even a user who has seen more than k items still
+        gets k unseen ones when the catalogue has them.
         """
         queries = as_float32(users)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
