@@ -63,3 +63,27 @@ def test_last_window_is_the_most_recent() -> None:
     windows = TrainWindows(seqs, max_len=3, mode="last")
     assert len(windows) == 1
     assert CausalCollator(seqs, 3, windows)([0])["targets"].tolist() == [[9, 10, 11]]
+
+
+def test_batches_drop_columns_that_are_padding_in_every_row() -> None:
+    seqs = _seqs([[1, 2, 3], [4, 5]])
+    batch = CausalCollator(seqs, max_len=10)([0, 1])
+    assert batch["item_seq"].tolist() == [[1, 2], [0, 4]]
+    assert batch["targets"].tolist() == [[2, 3], [0, 5]]
+    split = leave_one_out(_seqs([[1, 2, 3, 4], [5, 6, 7]]))
+    assert EvalCollator(split.test, max_len=10)([0, 1])["item_seq"].tolist() == [[1, 2, 3], [0, 5, 6]]
+
+
+def test_trimmed_batches_give_the_same_user_vectors() -> None:
+    import torch
+
+    from recsys.models import BERT4Rec, SASRec
+
+    split = leave_one_out(_seqs([[1, 2, 3, 4, 5], [6, 7, 8]]))
+    trimmed = EvalCollator(split.test, max_len=8)([0, 1])
+    full = {**trimmed, "item_seq": torch.from_numpy(split.test.history.windows(8))}
+    assert trimmed["item_seq"].shape[1] < full["item_seq"].shape[1]
+    for model in (SASRec(9, hidden_size=16, max_len=8), BERT4Rec(9, hidden_size=16, max_len=8)):
+        model.eval()
+        with torch.no_grad():
+            assert torch.allclose(model.encode(trimmed), model.encode(full), atol=1e-5)
