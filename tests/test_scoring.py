@@ -121,7 +121,9 @@ def test_output_layout_manifest_and_no_temporaries(trained: dict[str, Path], tmp
     in_range = names.filter(pl.col("user_idx").is_between(first["first_user_idx"], first["last_user_idx"]))
     assert sorted(pl.read_parquet(out / "part-00000.parquet")["user_id"].unique()) == sorted(in_range["user_id"])
     assert first["first_user_id"] == in_range["user_id"][0] and first["users"] == in_range.height == 100
-    assert on_disk["plan"]["windows"] == "trimmed", "SASRec ignores left padding: the probe should allow cutting"
+    lengths = pl.read_parquet(trained["data"] / "interactions.parquet").group_by("user_idx").len().join(names, on="user_idx")
+    order = pl.read_parquet(out / "part-00000.parquet").select("user_id").unique(maintain_order=True)
+    assert order.join(lengths, on="user_id", maintain_order="left")["len"].is_sorted(), "shortest histories first"
     assert on_disk["model"]["class_path"] == "recsys.models.SASRec"
 
 

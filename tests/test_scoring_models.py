@@ -79,17 +79,14 @@ def _brute_force(model: nn.Module, data: Path, k: int) -> pl.DataFrame:
 @pytest.mark.parametrize("family", ["sasrec", "bert4rec"])
 def test_retrieval_models_match_dense_topk(family: str, data: Path, tmp_path: Path) -> None:
     torch.manual_seed(1)
-    args = {"n_items": N_ITEMS, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "max_len": 48}  # > any history
+    args = {"n_items": N_ITEMS, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "max_len": 48}  # > any history: padded
     model = SASRec(**args) if family == "sasrec" else BERT4Rec(**args)
     path = write_checkpoint(tmp_path / "m.ckpt", model, f"recsys.models.{type(model).__name__}", args)
+    manifest = score(_options(path, data, tmp_path / "out"))
+    lists = _read(tmp_path / "out")
+    assert manifest["model"]["kind"] == "retrieval" and lists["score"].null_count() == 0
     expected = _brute_force(model, data, 10).sort("user_id", "rank")
-    for full_windows in (False, True):
-        out = tmp_path / f"full-{full_windows}"
-        manifest = score(_options(path, data, out, full_windows=full_windows))
-        lists = _read(out)
-        assert manifest["model"]["kind"] == "retrieval" and lists["score"].null_count() == 0
-        assert manifest["plan"]["windows"] == ("full" if full_windows else "trimmed")
-        assert lists.sort("user_id", "rank").select("user_id", "rank", "item_id").equals(expected)
+    assert lists.sort("user_id", "rank").select("user_id", "rank", "item_id").equals(expected)
 
 
 def test_attribute_dict_hparams_load_as_plain_data(sasrec_ckpt: Path, data: Path, tmp_path: Path) -> None:
@@ -156,24 +153,6 @@ class CountdownGenerator(nn.Module):
         ids = torch.arange(self.n_items, self.n_items - k, -1).repeat(batch["item_seq"].shape[0], 1)
         ids[:, 1] = 0
         return ids
-
-
-class PaddingMean(nn.Module):
-    """A retrieval model whose user vector averages the window, padding included: cutting padding changes it."""
-
-    def __init__(self, n_items: int, max_len: int = 8) -> None:
-        super().__init__()
-        self.n_items = n_items
-        self.max_len = max_len
-        self.items = nn.Embedding(n_items + 1, 4)
-        with torch.no_grad():
-            self.items.weight[0] = 1.0
-
-    def encode(self, batch):
-        return self.items(batch["item_seq"]).mean(dim=1)
-
-    def item_embeddings(self):
-        return self.items.weight
 '''
 
 
@@ -184,18 +163,6 @@ def _import_toy_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     import toy_models
 
     return toy_models
-
-
-def test_model_that_reads_padding_keeps_full_windows(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    toy_models = _import_toy_models(tmp_path, monkeypatch)
-    torch.manual_seed(0)
-    model = toy_models.PaddingMean(N_ITEMS, max_len=64)  # longer than most histories: windows are padded
-    ckpt = write_checkpoint(tmp_path / "pad.ckpt", model, "toy_models.PaddingMean", {"n_items": N_ITEMS, "max_len": 64})
-    manifest = score(_options(ckpt, data, tmp_path / "out"))
-    assert manifest["plan"]["windows"] == "full" and manifest["windows"].startswith("the full max_len window")
-    assert _read(tmp_path / "out").sort("user_id", "rank").select("user_id", "rank", "item_id").equals(
-        _brute_force(model, data, 10).sort("user_id", "rank")
-    )
 
 
 def test_generative_model_through_generate(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,11 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=int, metavar="N", default=None,
                    help="history window fed to the model (default: the model's max_len; a model without one gets "
                         "whole histories and cuts them itself)")
-    p.add_argument("--full-windows", action="store_true",
-                   help="feed every user's full max_len window. By default --split next cuts each batch to its "
-                        "longest history when a probe shows the model ignores left padding (several times faster "
-                        "on short histories; scores then differ by float rounding). --split test always uses "
-                        "full windows")
     p.add_argument("--device", default="auto", metavar="DEVICE", help="torch device for the model: auto (default), cpu, cuda, cuda:1")
     p.add_argument("--threads", type=int, metavar="N", default=None,
                    help="CPU threads for torch and faiss (default: every CPU this process may use)")
@@ -93,7 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         exclude_seen=args.exclude_seen,
         index=IndexSpec(kind=kind, nlist=args.nlist, nprobe=args.nprobe, ef_search=args.ef_search),
         batch_size=args.batch_size, shard_size=args.shard_size, min_length=args.min_length, max_len=args.max_len,
-        full_windows=args.full_windows,
         device=args.device, threads=args.threads, overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     try:

@@ -4,7 +4,7 @@ Memory is bounded by the batch, not the number of users: a batch of users is win
 and appended to the open shard before the next one is built. What stays for the whole run is the data the
 split needs (the interactions), the id columns, the model and its index.
 
-Shards split the selected users into contiguous ranges of user index; inside a shard users are taken
+Shards split the selected users into contiguous ranges of user index; inside a shard users are batched
 shortest history first (see windows.py), so a shard's rows are grouped by user but not sorted by user.
 """
 
@@ -24,10 +24,10 @@ import pyarrow as pa
 import torch
 from tqdm import tqdm
 
+from recsys.data.collate import EvalCollator
 from recsys.data.contract import PreparedDataset, read_prepared
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit, full_history, leave_one_out
-from recsys.eval.contract import RetrievalModel
 from recsys.eval.ranker import IndexSpec
 from recsys.scoring.checkpoint import LoadedModel, load_model
 from recsys.scoring.plan import FORMAT, ScorePlan, Shard, dataset_digest, users_digest
@@ -43,7 +43,7 @@ from recsys.scoring.shards import (
 )
 from recsys.scoring.topk import GenerativeTopK, RetrievalTopK, make_topk
 from recsys.scoring.users import read_user_list
-from recsys.scoring.windows import WindowCollator, length_order, padding_invariant
+from recsys.scoring.windows import length_order
 
 Split = Literal["next", "test"]
 # Called after each batch is appended to its shard (shard, batch number within it); tests use it to die
@@ -53,13 +53,6 @@ BatchHook = Callable[[Shard, int], None]
 SCORE_NOTE = {
     "retrieval": "inner product of the user vector and the item vector (higher is better)",
     "generative": "null: generate(batch, k) returns ranked item ids only, no beam scores",
-}
-
-
-WINDOWS_NOTE = {
-    "trimmed": "each batch cut to its longest history (the model was probed: its output does not depend on "
-               "left padding)",
-    "full": "the full max_len window for every user, as `recsys test` feeds the model",
 }
 
 
@@ -79,7 +72,6 @@ class ScoreOptions:
     shard_size: int = 100_000
     min_length: int = 3
     max_len: int | None = None
-    full_windows: bool = False
     device: str = "auto"
     threads: int | None = None
     overwrite: bool = False
@@ -143,7 +135,7 @@ def _max_len(options: ScoreOptions, loaded: LoadedModel, split: EvalSplit) -> in
 
 
 def plan_run(options: ScoreOptions, ds: PreparedDataset, split: EvalSplit, why: str, loaded: LoadedModel,
-             max_len: int, trim: bool) -> ScorePlan:  # fmt: skip
+             max_len: int) -> ScorePlan:  # fmt: skip
     users = split.users
     if options.users is None:
         rows = np.arange(len(split), dtype=np.int64)
@@ -159,7 +151,6 @@ def plan_run(options: ScoreOptions, ds: PreparedDataset, split: EvalSplit, why: 
         "split": options.split,
         "min_length": options.min_length if options.split == "test" else None,
         "max_len": max_len,
-        "windows": "trimmed" if trim else "full",
         "exclude_seen": options.exclude_seen,
         "index": _index_identity(options.index),
         "n_users": int(rows.shape[0]),
@@ -176,14 +167,6 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss.__version__,
         "pyarrow": pa.__version__, "polars": pl.__version__, "numpy": np.__version__,
     }  # fmt: skip
-
-
-def use_trimmed_windows(options: ScoreOptions, loaded: LoadedModel, split: EvalSplit, max_len: int,
-                        device: torch.device) -> bool:  # fmt: skip
-    """Cut padding only for `--split next`, retrieval models, and a model the probe shows is unaffected."""
-    if options.full_windows or options.split != "next" or not isinstance(loaded.model, RetrievalModel):
-        return False
-    return padding_invariant(loaded.model, split, max_len, device)
 
 
 def score(options: ScoreOptions, on_batch: BatchHook | None = None) -> dict[str, Any]:
@@ -205,8 +188,7 @@ def _score(options: ScoreOptions, on_batch: BatchHook | None) -> dict[str, Any]:
     loaded = load_model(options.ckpt, device, n_items=ds.n_items, data=str(options.data))
     split, why = make_split(ds, options.split, options.min_length)
     max_len = _max_len(options, loaded, split)
-    trim = use_trimmed_windows(options, loaded, split, max_len, device)
-    plan = plan_run(options, ds, split, why, loaded, max_len, trim)
+    plan = plan_run(options, ds, split, why, loaded, max_len)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):
@@ -218,7 +200,7 @@ def _score(options: ScoreOptions, on_batch: BatchHook | None) -> dict[str, Any]:
         topk = make_topk(loaded.model, split, ds.n_items, options.k, options.exclude_seen, options.index, options.threads)
         user_ids = ds.users["user_id"].to_arrow().cast(pa.string())  # position = user_idx (contract)
         item_ids = ds.items["item_id"].to_arrow().cast(pa.string())  # position = item_idx - 1
-        collate = WindowCollator(split, max_len, trim)
+        collate = EvalCollator(split, max_len)
         todo = [shard for shard in plan.shards if shard.index not in done]
         bar = tqdm(
             total=len(plan.rows), initial=len(plan.rows) - sum(s.n_users for s in todo), unit="user",
@@ -237,7 +219,7 @@ def _score(options: ScoreOptions, on_batch: BatchHook | None) -> dict[str, Any]:
 
 
 def _write_shard(out: Path, plan: ScorePlan, shard: Shard, topk: RetrievalTopK | GenerativeTopK,
-                 collate: WindowCollator, split: EvalSplit,
+                 collate: EvalCollator, split: EvalSplit,
                  user_ids: pa.Array, item_ids: pa.Array, batch_size: int, device: torch.device, bar: tqdm,
                  on_batch: BatchHook | None) -> DoneShard:  # fmt: skip
     writer = ShardWriter(out, plan, shard, user_ids, item_ids)
@@ -281,7 +263,8 @@ def _manifest(options: ScoreOptions, ds: PreparedDataset, loaded: LoadedModel, p
         "split": options.split,
         "min_length": plan.identity["min_length"],
         "max_len": max_len,
-        "windows": WINDOWS_NOTE[plan.identity["windows"]],
+        "batches": "users of a shard shortest history first; the shared EvalCollator drops columns that are "
+                   "padding in every row of a batch, as in `recsys test`",
         "exclude_seen": options.exclude_seen,
         "index": options.index.describe() if kind == "retrieval" else "none (generative)",
         "columns": {
