@@ -6,11 +6,11 @@ from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator, TrainWindows
 from recsys.data.contract import PreparedDataset, read_prepared
+from recsys.data.sampling import LengthGroupedBatches
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit, LeaveOneOut, leave_one_out
 
@@ -28,7 +28,9 @@ class SequenceDataModule(pl.LightningDataModule):
         min_length: users with fewer interactions are trained on but never evaluated.
         train_windows: `all` tiles each training sequence into windows of max_len so every item is a target
             once per epoch (long histories are not cut); `last` keeps only each user's most recent window, as
-            the original SASRec code does. Neither duplicates targets (no prefix augmentation).
+            the original SASRec code does. Neither duplicates targets (no prefix augmentation). `every` makes one
+            example per (history, next item) pair, each target once per epoch with its full max_len history: for
+            encoder-decoder models (TIGER), which encode every history separately anyway (causal objective only).
         num_workers: DataLoader worker processes (batches are built with array ops; 0 is usually fastest).
         seed: seeds shuffling and masking.
     """
@@ -42,7 +44,7 @@ class SequenceDataModule(pl.LightningDataModule):
         objective: Literal["causal", "cloze"] = "causal",
         mask_prob: float = 0.2,
         min_length: int = 3,
-        train_windows: Literal["all", "last"] = "all",
+        train_windows: Literal["all", "last", "every"] = "all",
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -99,6 +101,8 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         train = self.split.train
+        if self.train_windows == "every" and self.objective != "causal":
+            raise ValueError("train_windows='every' predicts the next item of each history: it needs objective='causal'")
         windows = TrainWindows(train, self.max_len, self.train_windows)
         rows = np.arange(len(windows))
         if self.objective == "causal":
@@ -112,11 +116,9 @@ class SequenceDataModule(pl.LightningDataModule):
                 rows.tolist(), batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
                 num_workers=self.num_workers,
             )
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
-            rows.tolist(), batch_size=self.batch_size, shuffle=True, collate_fn=collate,
-            num_workers=self.num_workers, generator=generator,
-        )
+        lengths = np.minimum(windows.ends - train.offsets[windows.rows], self.max_len + 1)
+        sampler = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed)
+        return DataLoader(rows.tolist(), batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def _world(self) -> tuple[int, int]:
         """(world size, rank) of the attached trainer; the CLI turns Lightning's own sampler replacement off
