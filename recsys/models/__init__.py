@@ -1,6 +1,8 @@
-"""Retrieval models: pure nn.Modules exposing forward, encode, item_embeddings, objective and n_items."""
+"""Pure nn.Modules: retrieval models (forward, encode, item_embeddings, objective, n_items) and generative
+models (loss, generate)."""
 
 from recsys.models.bert4rec import BERT4Rec
 from recsys.models.sasrec import SASRec
+from recsys.models.tiger import TIGER
 
-__all__ = ["BERT4Rec", "SASRec"]
+__all__ = ["BERT4Rec", "SASRec", "TIGER"]

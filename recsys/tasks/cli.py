@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 # `recsys` passes its own argv on purpose; Lightning's warning about that is noise here.
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
 
-MODEL_CLASSES = ("recsys.models.SASRec", "recsys.models.BERT4Rec")
+MODEL_CLASSES = ("recsys.models.SASRec", "recsys.models.BERT4Rec", "recsys.models.TIGER")
 
 
 def models_help() -> str:
@@ -112,10 +112,10 @@ def _next_version(logs: Path) -> int:
 
 
 def run_lightning_cli(argv: Sequence[str]) -> int:
-    from recsys.tasks.retrieval import RetrievalTask
+    from recsys.tasks.base import RankingTask
 
     RecsysCLI(
-        model_class=RetrievalTask,
+        model_class=RankingTask,  # RetrievalTask or GenerativeTask, by class_path
         subclass_mode_model=True,
         datamodule_class=pl.LightningDataModule,
         subclass_mode_data=True,
