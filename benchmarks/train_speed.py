@@ -190,7 +190,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
             self.threads_found = torch.get_num_threads()
             torch.set_num_threads(args.threads)
             self.epoch_start = time.perf_counter()
-            self.targets = self.windows = 0
+            self.targets = self.windows = self.positions = 0
             self.flops = 0.0
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
@@ -198,6 +198,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
             targets = int((batch["targets"] > 0).sum())
             self.targets += targets
             self.windows += rows
+            self.positions += rows * length  # computed positions: rows x columns after the collator's trim
             self.flops += 3 * forward_flops(rows, length, targets, n_items, d, layers, head)
 
         def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
@@ -209,7 +210,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
             epoch = {
                 "epoch": len(self.epochs) + 1, "train_s": self.valid_start - self.epoch_start,
                 "valid_s": now - self.valid_start, "valid_ndcg@10": ndcg, "targets": self.targets,
-                "windows": self.windows, "train_flops": self.flops, "elapsed_s": now - self.fit_start,
+                "windows": self.windows, "positions": self.positions, "train_flops": self.flops, "elapsed_s": now - self.fit_start,
                 "threads_found_at_epoch_start": self.threads_found, "train_threads": args.threads,
             }
             self.epochs.append(epoch)
@@ -360,6 +361,8 @@ def render(report: dict[str, Any]) -> str:
         f"{', '.join(f'{x:.2f}' for x in loads.get('end', loads['start']))}; peak fp32 matmul "
         f"{m['peak_fp32_gflops']:.0f} GFLOP/s.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
+        "Command(s): " + "; ".join(f"`python benchmarks/{c}`" for c in report.get("commands", [report.get("command", "")]))
+        + ".",
     ]
     probe = report.get("thread_probe")
     if probe:
@@ -422,10 +425,12 @@ def render(report: dict[str, Any]) -> str:
                 f"{_load(ours)} |")
     for pair in report["runs"]:
         ours = pair.get("recsys")
-        if ours and pair["model"] == "SASRec":
-            filled = ours["train_targets_per_epoch"] / (ours["train_windows_per_epoch"] * cfg["max_len"])
-            lines.append(f"\n{pair['dataset']}: {100 * (1 - filled):.0f}% of the recsys training positions are "
-                         f"padding (windows of {cfg['max_len']}; every position is computed, and counted in GFLOP/s).")
+        if ours and pair["model"] == "SASRec" and "positions" in ours["epochs"][0]:
+            first = ours["epochs"][0]
+            filled = first["targets"] / first["positions"]
+            lines.append(f"\n{pair['dataset']}: {100 * (1 - filled):.0f}% of the positions recsys computes in training "
+                         f"are padding ({first['positions'] / first['windows']:.1f} columns per window on average "
+                         f"after the collator trims all-padding columns, max {cfg['max_len']}; counted in GFLOP/s).")
     lines += ["", "## Validation NDCG@10 per epoch", ""]
     for pair in report["runs"]:
         for key, label in (("recbole", "RecBole"), ("recsys", "recsys")):
@@ -470,15 +475,29 @@ def drive(args: argparse.Namespace) -> None:
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     epochs = parse_epochs(args.recbole_epochs, datasets)
     json_path = RESULTS / f"{args.out}.json"
-    previous = json.loads(json_path.read_text()) if args.reuse_recbole and json_path.exists() else {}
-    report: dict[str, Any] = {
-        "config": {key: getattr(args, key) for key in (
-            "threads", "seed", "max_len", "hidden_size", "n_layers", "n_heads", "dropout", "attn_dropout",
-            "mask_ratio", "batch_size", "lr", "max_epochs", "cap_fraction")},
-        "recbole_epochs": epochs, "machine": machine(), "versions": versions(),
-        "load_averages": {"start": os.getloadavg()}, "runs": [], "missing": [],
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
+    saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
+    previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole
+    planned = [(dataset, model) for dataset in datasets for model in models]
+    config = {key: getattr(args, key) for key in (
+        "threads", "seed", "max_len", "hidden_size", "n_layers", "n_heads", "dropout", "attn_dropout",
+        "mask_ratio", "batch_size", "lr", "max_epochs", "cap_fraction")}
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    if args.merge and previous:
+        differs = [key for key, value in config.items()
+                   if key not in ("max_epochs", "cap_fraction") and previous["config"].get(key) != value]
+        if differs:
+            raise SystemExit(f"--merge: {', '.join(differs)} differ from {json_path}; use another --out")
+        report: dict[str, Any] = json.loads(saved)
+        report["recbole_epochs"] = {**report.get("recbole_epochs", {}), **epochs}
+        report["commands"] = [*report.get("commands", [report.pop("command", "")]), command]
+        kept_missing = [m for m in report.get("missing", [])
+                        if not any(m.startswith(f"{d} {MODELS[k]}") for d, k in planned)]
+    else:
+        report = {
+            "config": config, "recbole_epochs": epochs, "machine": machine(), "versions": versions(),
+            "load_averages": {"start": os.getloadavg()}, "runs": [], "missing": [], "commands": [command],
+        }
+        kept_missing = []
     me = [sys.executable, str(Path(__file__).resolve())]
     recbole_python = None
     if not args.reuse_recbole:
@@ -492,7 +511,6 @@ def drive(args: argparse.Namespace) -> None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         (RESULTS / f"{args.out}.md").write_text(render(report))
 
-    planned = [(dataset, model) for dataset in datasets for model in models]
     for dataset in datasets:
         prepared = prepared_path(Path(args.prepared_root), dataset)
         if args.probe_threads and report.get("thread_probe") is None:
@@ -509,9 +527,14 @@ def drive(args: argparse.Namespace) -> None:
         write_atomic(prepared, WORK / "recbole_data", name)
         for model in models:
             pair: dict[str, Any] = {"dataset": dataset, "model": MODELS[model]}
-            report["runs"].append(pair)
+            index = next((i for i, p in enumerate(report["runs"])
+                          if p["dataset"] == dataset and p["model"] == MODELS[model]), None)
+            if index is None:
+                report["runs"].append(pair)
+            else:
+                report["runs"][index] = pair  # --merge: this run replaces the saved one
             planned.remove((dataset, model))
-            report["missing"] = [f"{d} {MODELS[m]} (not run yet)" for d, m in planned]
+            report["missing"] = kept_missing + [f"{d} {MODELS[m]} (not run yet)" for d, m in planned]
             rb_out = WORK / f"recbole-{dataset}-{model}.json"
             if args.reuse_recbole:
                 old = next((r.get("recbole") for r in previous.get("runs", [])
@@ -543,7 +566,7 @@ def drive(args: argparse.Namespace) -> None:
             save()
             log(f"recsys reached={ours['reached']} in {fmt(ours['time_to_target_s'])} s "
                 f"(RecBole {rb['time_to_best_s']:.1f} s)")
-    report["missing"] = [m for m in report["missing"] if "not run yet" not in m]
+    report["missing"] = kept_missing + [m for m in report["missing"][len(kept_missing):] if "not run yet" not in m]
     save()
     print(render(report))
 
@@ -564,6 +587,9 @@ def main() -> None:
                              "the target (the goal is 0.1; the cap only bounds the benchmark's run time)")
     parser.add_argument("--reuse-recbole", action="store_true",
                         help="take RecBole's runs from the existing results JSON instead of rerunning them")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these runs to the existing results (same --out and hyperparameters), replacing "
+                             "saved runs of the same dataset and model, e.g. to finish a run that was cut short")
     parser.add_argument("--prepared-root", default=str(ROOT / "prepared"),
                         help="folder of prepared datasets; missing ones are made with `recsys prep`")
     parser.add_argument("--seed", type=int, default=42)
