@@ -30,7 +30,8 @@ What differs, by design of each framework (stated in the results):
 
 FLOPs (recsys and RecBole alike, forward, counted on the padded batch shapes that are actually computed):
   F = B*L*n_layers*(24*d^2 + 4*L*d) [+ B*L*2*d^2 for BERT4Rec's head] + T*2*d*N
-with B rows, L = 50 columns, T scored positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per
+with B rows, L columns (50 in RecBole; recsys's collators drop columns that are padding in every row, so L
+is each batch's own width), T scored positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per
 sample), N items; 24*d^2 = QKV (6d^2) + output projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token,
 4*L*d = QK^T and AV; embedding lookups are gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
 forward). Achieved FLOP/s = training FLOPs / training seconds (data collation and framework overhead
@@ -155,11 +156,35 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
         objective="cloze" if cloze else "causal", mask_prob=args.mask_ratio, train_windows="all", seed=args.seed,
     )
     data.setup("fit")
+    if args.sampler == "random":
+        _use_random_batches(data)
     cls = BERT4Rec if cloze else SASRec
     model = cls(data.n_items, hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads,
                 max_len=args.max_len, dropout=args.dropout, attn_dropout=args.attn_dropout)
     task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10)
     return data, task
+
+
+def _use_random_batches(data: Any) -> None:
+    """A/B check only (--sampler random): uniformly shuffled batches instead of the data module's
+    length-grouped ones, with the same windows and collators (batches are still trimmed to their longest row)."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from recsys.data.collate import CausalCollator, ClozeCollator, TrainWindows
+
+    def train_dataloader() -> DataLoader:
+        train = data.split.train
+        windows = TrainWindows(train, data.max_len, data.train_windows)
+        if data.objective == "causal":
+            collate = CausalCollator(train, data.max_len, windows)
+        else:
+            collate = ClozeCollator(train, data.max_len, data.mask_token, data.mask_prob, data.seed, windows)
+        return DataLoader(np.arange(len(windows)).tolist(), batch_size=data.batch_size, shuffle=True,
+                          collate_fn=collate, generator=torch.Generator().manual_seed(data.seed))
+
+    data.train_dataloader = train_dataloader
 
 
 def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
@@ -249,6 +274,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "train_gflops_per_s": sum(e["train_flops"] for e in epochs) / train_s / 1e9,
         "setup_s": setup_s, "threads": args.threads,
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
+        "sampler": "length-grouped (SequenceDataModule)" if args.sampler == "datamodule" else "uniform shuffle (A/B)",
     }
 
 
@@ -326,6 +352,12 @@ def fmt(value: float | None, spec: str = ".1f", missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
+def _variants(pair: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The recsys runs of a (dataset, model) pair: the current one, then any kept for comparison."""
+    runs = [(pair["recsys"].get("label", "recsys"), pair["recsys"])] if pair.get("recsys") else []
+    return runs + [(pair[key].get("label", key), pair[key]) for key in sorted(pair) if key.startswith("recsys_")]
+
+
 def _load(run: dict[str, Any]) -> str:
     load = run.get("load_average_after")
     return f"{load[0]:.2f}" if load else "-"
@@ -366,7 +398,7 @@ def render(report: dict[str, Any]) -> str:
     ]
     probe = report.get("thread_probe")
     if probe:
-        lines += ["", "Thread count (recsys SASRec training step on " + probe["dataset"] + ", batch "
+        lines += ["", "Thread count, measured first (recsys SASRec training step on " + probe["dataset"] + ", batch "
                   f"{cfg['batch_size']} windows, median of {probe['runs'][0]['steps']} steps): "
                   + "; ".join(f"{r['threads']} thread(s) {r['median_ms']:.0f} ms/step (load "
                               f"{r['load_average'][0]:.2f})" for r in probe["runs"])
@@ -375,26 +407,28 @@ def render(report: dict[str, Any]) -> str:
         "",
         "## Time to RecBole's best validation NDCG@10",
         "",
-        "| dataset | model | RecBole best val NDCG@10 (epoch) | RecBole time to best, s | recsys val NDCG@10 reached | "
-        "recsys time to reach, s (epochs) | ratio | goal (<= 0.10) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | model | RecBole best val NDCG@10 (epoch) | RecBole time to best, s | recsys run | recsys val "
+        "NDCG@10 reached | recsys time to reach, s (epochs) | ratio | goal (<= 0.10) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in report["runs"]:
-        rb, ours = pair.get("recbole"), pair.get("recsys")
+        rb = pair.get("recbole")
         if not rb:
             continue
-        head = f"| {pair['dataset']} | {rb['model']} | {rb['best_valid_ndcg@10']:.4f} ({rb['best_epoch']}) | " \
-               f"{rb['time_to_best_s']:.1f} |"
-        if not ours:
-            lines.append(head + " (not run) | | | |")
-        elif ours["reached"]:
-            ratio = ours["time_to_target_s"] / rb["time_to_best_s"]
-            reached = ours["epochs"][ours["epochs_to_target"] - 1]["valid_ndcg@10"]
-            lines.append(head + f" {reached:.4f} | {ours['time_to_target_s']:.1f} ({ours['epochs_to_target']}) | "
-                         f"{ratio:.3f} | {'met' if ratio <= 0.10 else 'NOT met'} |")
-        else:
-            lines.append(head + f" not reached: best {ours['best_valid_ndcg@10']:.4f} (epoch {ours['best_epoch']}) | "
-                         f"stopped at {ours['total_s']:.1f} ({len(ours['epochs'])}) | > {ours['total_s'] / rb['time_to_best_s']:.2f} | NOT met |")
+        for label, ours in _variants(pair) or [("recsys", None)]:
+          head = f"| {pair['dataset']} | {rb['model']} | {rb['best_valid_ndcg@10']:.4f} ({rb['best_epoch']}) | " \
+                 f"{rb['time_to_best_s']:.1f} | {label} |"
+          if not ours:
+              lines.append(head + " (not run) | | | |")
+          elif ours["reached"]:
+              ratio = ours["time_to_target_s"] / rb["time_to_best_s"]
+              reached = ours["epochs"][ours["epochs_to_target"] - 1]["valid_ndcg@10"]
+              lines.append(head + f" {reached:.4f} | {ours['time_to_target_s']:.1f} ({ours['epochs_to_target']}) | "
+                           f"{ratio:.3f} | {'met' if ratio <= 0.10 else 'NOT met'} |")
+          else:
+              lines.append(head + f" not reached: best {ours['best_valid_ndcg@10']:.4f} (epoch {ours['best_epoch']}) "
+                           f"| stopped at {ours['total_s']:.1f} ({len(ours['epochs'])}) | > "
+                           f"{ours['total_s'] / rb['time_to_best_s']:.2f} | NOT met |")
     lines += [
         "",
         "## Throughput",
@@ -405,7 +439,7 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in report["runs"]:
-        rb, ours = pair.get("recbole"), pair.get("recsys")
+        rb = pair.get("recbole")
         if rb:
             gf = rb["train_gflops_per_s"]
             steps = -(-rb["train_samples_per_epoch"] // cfg["batch_size"])
@@ -415,10 +449,10 @@ def render(report: dict[str, Any]) -> str:
                 f"{rb['train_samples_per_epoch']:,} prefixes | {steps:,} | "
                 f"{rb['train_samples_per_epoch'] / rb['train_s_per_epoch']:,.0f} | {gf:.2f} ({100 * gf / PEAK_FP32_GFLOPS:.1f}%) | "
                 f"{rb['peak_rss_mib']:,.0f} | {rb['setup_s']:.1f} | {_load(rb)} |")
-        if ours:
+        for label, ours in _variants(pair):
             gf = ours["train_gflops_per_s"]
             lines.append(
-                f"| {pair['dataset']} | {ours['model']} | recsys | {len(ours['epochs'])} | {ours['train_s_per_epoch']:.2f} | "
+                f"| {pair['dataset']} | {ours['model']} | {label} | {len(ours['epochs'])} | {ours['train_s_per_epoch']:.2f} | "
                 f"{ours['valid_s_per_epoch']:.2f} | {ours['train_targets_per_epoch']:,} targets in "
                 f"{ours['train_windows_per_epoch']:,} windows | {ours['steps_per_epoch']:,} | {ours['targets_per_s']:,.0f} | "
                 f"{gf:.2f} ({100 * gf / PEAK_FP32_GFLOPS:.1f}%) | {ours['peak_rss_mib']:,.0f} | {ours['setup_s']:.1f} | "
@@ -433,15 +467,15 @@ def render(report: dict[str, Any]) -> str:
                          f"after the collator trims all-padding columns, max {cfg['max_len']}; counted in GFLOP/s).")
     lines += ["", "## Validation NDCG@10 per epoch", ""]
     for pair in report["runs"]:
-        for key, label in (("recbole", "RecBole"), ("recsys", "recsys")):
-            run = pair.get(key)
+        for label, run in [("RecBole", pair.get("recbole")), *_variants(pair)]:
             if run:
                 values = " ".join(f"{e['valid_ndcg@10']:.4f}" for e in run["epochs"])
                 lines.append(f"- {pair['dataset']} {run['model']} {label}: {values}")
     lines += [
         "",
         "FLOPs, forward, on the padded shapes actually computed: F = B*L*n_layers*(24*d^2 + 4*L*d) "
-        "[+ B*L*2*d^2, BERT4Rec head] + T*2*d*N, with B rows, L=50, T scored positions (RecBole: 1 per SASRec "
+        "[+ B*L*2*d^2, BERT4Rec head] + T*2*d*N, with B rows, L columns (50 in RecBole; recsys trims columns that "
+        "are padding in every row, so its L is each batch's own width), T scored positions (RecBole: 1 per SASRec "
         "sample, int(0.2*50)=10 per BERT4Rec sample; recsys: the targets), N items (RecBole scores N+1 rows); "
         "training = 3F; embedding lookups count 0. GFLOP/s = training FLOPs / training seconds, data loading and "
         "framework overhead included.",
@@ -463,6 +497,8 @@ def render(report: dict[str, Any]) -> str:
                          + (f", with uncommitted edits to {', '.join(dirty)}" if dirty else ", clean")
                          + (f" ({source['note']})" if source.get("note") else ""))
         lines.append("")
+    if report.get("notes"):
+        lines += ["Notes:", *[f"- {note}" for note in report["notes"]], ""]
     if report.get("missing"):
         lines += ["Missing: " + "; ".join(report["missing"]), ""]
     return "\n".join(lines)
@@ -612,6 +648,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--time-cap", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-steps", type=int, default=15, help=argparse.SUPPRESS)
+    parser.add_argument("--sampler", choices=["datamodule", "random"], default="datamodule", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.render_only:
