@@ -110,10 +110,10 @@ def forward_flops(rows: int, length: int, targets: int, n_items: int, d: int, n_
 
 # ---------------------------------------------------------------- data ---------------------------------------
 def prepared_path(root: Path, name: str) -> Path:
-    """The prepared folder, made with `recsys prep` (RECSYS_DATA=/work/shared/datasets by default) if missing."""
+    """The prepared folder, made with `recsys prep` (RECSYS_DATA, default ../shared/datasets) if missing."""
     path = root / name
     if not (path / "meta.json").exists():
-        env = {**os.environ, "RECSYS_DATA": os.environ.get("RECSYS_DATA", "/work/shared/datasets")}
+        env = {**os.environ, "RECSYS_DATA": os.environ.get("RECSYS_DATA", "../shared/datasets")}
         log(f"preparing {name} into {path}")
         subprocess.run(["recsys", "prep", name, "--out", str(path)], check=True, env=env)
     return path
