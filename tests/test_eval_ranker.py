@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import faiss
 import numpy as np
 import pytest
@@ -178,3 +181,27 @@ def test_exclusion_in_length_groups_matches_brute_force() -> None:
 def test_gpu_hnsw_request_is_refused() -> None:
     with pytest.raises(ValueError, match="no GPU HNSW"):
         ItemRanker(torch.randn(5, 4), IndexSpec(kind="hnsw", use_gpu=True))
+
+
+
+_THREADS_SCRIPT = """
+import torch
+torch.set_num_threads(1)
+torch.get_num_threads()
+from recsys.eval.ranker import IndexSpec, ItemRanker
+g = torch.Generator().manual_seed(0)
+for kind in ("exact", "ivf"):
+    ranker = ItemRanker(torch.randn(1683, 32, generator=g), IndexSpec(kind=kind, nlist=4), threads=2)
+    ranker.search(torch.randn(943, 32, generator=g), 10)
+    print(kind, torch.get_num_threads())
+"""
+
+
+def test_building_an_index_leaves_torch_thread_count_alone() -> None:
+    """Validation builds a ranker between training epochs; it must not change training's thread count.
+
+    Run in a fresh interpreter that imports torch before faiss, as `recsys fit` does: that import order is
+    what lets faiss's OpenMP setting reach torch.
+    """
+    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["exact", "1", "ivf", "1"], out.stdout + out.stderr

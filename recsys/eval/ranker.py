@@ -98,6 +98,22 @@ def _exact_search_tuning() -> Iterator[None]:
          cvar.distance_compute_blas_database_bs) = old
 
 
+@contextlib.contextmanager
+def _openmp_threads(n: int) -> Iterator[None]:
+    """faiss's OpenMP thread count for a block, then torch's own count put back.
+
+    Setting faiss's count changed torch's intra-op thread count in the same process (seen in Lightning runs:
+    1 thread before the first validation, 2 after), and on a busy 2-core machine 2 threads trained up to 6x
+    slower than 1.
+    """
+    torch_threads = torch.get_num_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 def _single_threaded_faiss() -> None:
     faiss.omp_set_num_threads(1)
 
@@ -127,12 +143,12 @@ class ItemRanker:
         self.spec = spec or IndexSpec()
         self.batch_size = batch_size
         self.threads = threads or default_threads()
-        faiss.omp_set_num_threads(self.threads)  # index training (k-means, HNSW build) uses OpenMP
         items = as_float32(item_table)[1:]
         if items.ndim != 2 or items.shape[0] == 0:
             raise ValueError(f"item_table has shape {tuple(np.shape(item_table))}; expected [n_items + 1, d]")
         self.n_items, self.dim = items.shape
-        self.cpu_index = self._build(items)
+        with _openmp_threads(self.threads):  # index training (k-means, HNSW build) uses OpenMP
+            self.cpu_index = self._build(items)
         self.gpu_index = self._to_gpu(self.cpu_index)
         self._pool: ThreadPoolExecutor | None = None
         if self.threads > 1 and self.gpu_index is None:
@@ -232,7 +248,8 @@ class ItemRanker:
         with tuning:
             n = queries.shape[0]
             if self._pool is None or n < 2 * _MIN_CHUNK:
-                return self.cpu_index.search(queries, k)
+                with _openmp_threads(self.threads):
+                    return self.cpu_index.search(queries, k)
             chunk = max(_MIN_CHUNK, math.ceil(n / self.threads))
             parts = list(self._pool.map(lambda start: self.cpu_index.search(queries[start : start + chunk], k),
                                         range(0, n, chunk)))
