@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -36,29 +37,38 @@ PUBLISHED: dict[str, list[tuple[str, float, float]]] = {
 }  # fmt: skip
 
 
-def _run(model: str, dataset: str, prepared_root: Path, max_minutes: float, extra: list[str]) -> dict:
+def _run(model: str, dataset: str, prepared_root: Path, max_minutes: float, extra: list[str], label: str,
+         threads: int) -> dict:
     config = REPO / "configs" / model / f"{dataset}.yaml"
-    root = REPO / "benchmarks" / ".work" / "quality" / f"{model}-{dataset}"
+    root = REPO / "benchmarks" / ".work" / "quality" / f"{model}-{dataset}-{label}"
+    hours, minutes = divmod(int(max_minutes), 60)
     command = [
         sys.executable, "-m", "recsys.cli", "fit", "--config", str(config),
         "--data.path", str(prepared_root / dataset), "--trainer.default_root_dir", str(root),
-        "--trainer.max_time", f"00:00:{int(max_minutes)}:00", "--trainer.enable_progress_bar", "false", *extra,
+        "--experiment", f"quality-{model}-{dataset}-{label}",
+        "--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:00", "--trainer.enable_progress_bar", "false", *extra,
     ]  # fmt: skip
-    started = time.perf_counter()
+    if root.exists():
+        shutil.rmtree(root)
     log = root.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with log.open("w") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     seconds = time.perf_counter() - started
+    load_after = os.getloadavg()
     if proc.returncode != 0:
         raise SystemExit(f"{model} on {dataset} failed (exit {proc.returncode}); see {log}")
     metrics_file = max(root.rglob("test_metrics.json"), key=lambda p: p.stat().st_mtime)
     record = json.loads(metrics_file.read_text())
     epochs = _epochs_trained(root)
     return {
-        "model": model, "dataset": dataset, "seconds": round(seconds, 1), "epochs": epochs,
-        "capped": max_minutes, "protocol": record["protocol"], "metrics": record["metrics"],
-        "command": " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
+        "model": model, "dataset": dataset, "label": label, "seconds": round(seconds, 1), "epochs": epochs,
+        "capped": max_minutes, "protocol": record["protocol"], "metrics": record["metrics"], "threads": threads,
+        "load": [round(x, 2) for x in (*load_before, *load_after)],
+        "command": f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
     }  # fmt: skip
 
 
@@ -98,11 +108,12 @@ def _table(runs: list[dict]) -> str:
         for r in (r for r in runs if r["dataset"] == dataset):
             m = r["metrics"]
             lines.append(
-                f"| {dataset} | ours: {r['model']} | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
+                f"| {dataset} | ours: {r['model']} ({r.get('label', 'config')}) | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
                 f"{m.get('recall@5', float('nan')):.4f} | {m.get('ndcg@5', float('nan')):.4f} | "
                 f"{r['epochs']} | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
             )
-    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in runs]
+    lines += ["", "Commands (with the load average, 1/5/15 min, before and after each run: the machine may be shared):", ""]
+    lines += [f"- `{r['command']}` (load {r.get('load', 'not recorded')})" for r in runs]
     return "\n".join(lines) + "\n"
 
 
@@ -114,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding prepared datasets by name (recsys prep NAME --out PREPARED/NAME)")
     parser.add_argument("--max-minutes", type=float, default=40.0, help="wall-clock cap on each training run")
     parser.add_argument("--extra", default="", help="extra `recsys fit` arguments for every run, space-separated")
+    parser.add_argument("--label", default="config",
+                        help="names this variant in the table (runs are kept per model, dataset and label)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (OMP_NUM_THREADS) of each run")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "quality.json"
@@ -122,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         model, dataset = pair.split(":")
         if not (args.prepared / dataset).is_dir():
             raise SystemExit(f"{args.prepared / dataset}: not prepared; run `recsys prep {dataset} --out {args.prepared / dataset}`")
-        record = _run(model, dataset, args.prepared, args.max_minutes, args.extra.split())
-        runs = [r for r in runs if (r["model"], r["dataset"]) != (model, dataset)] + [record]
+        record = _run(model, dataset, args.prepared, args.max_minutes, args.extra.split(), args.label, args.threads)
+        key = (model, dataset, args.label)
+        runs = [r for r in runs if (r["model"], r["dataset"], r.get("label", "config")) != key] + [record]
         store.write_text(json.dumps(runs, indent=2) + "\n")
         table = _table(runs)
         (RESULTS / "quality.md").write_text(table)
