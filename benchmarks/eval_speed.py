@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import machine, peak_rss_mib, versions
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -49,29 +48,6 @@ def write_inputs(path: Path, users: int, items: int, dim: int, seed: int) -> Non
         targets=rng.integers(1, items + 1, size=users),
         lengths=rng.integers(3, 30, size=users),  # histories, used only by the seen-exclusion row
     )
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-            "load_average": os.getloadavg()}
-
-
-def versions() -> dict[str, str]:
-    import faiss
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "faiss": faiss.__version__,
-            "numpy": np.__version__}
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -310,7 +286,7 @@ def drive(args: argparse.Namespace) -> None:
     report: dict[str, Any] = {
         "config": {"users": args.users, "items": args.items, "dim": args.dim, "seed": args.seed,
                    "ks": args.ks, "repeats": args.repeats, "rounds": args.rounds},
-        "machine": machine(), "versions": versions(), "rows": [],
+        "machine": machine(), "versions": versions("torch", "faiss-cpu", "numpy"), "rows": [],
     }
     me = [sys.executable, str(Path(__file__).resolve())]
     recbole = None

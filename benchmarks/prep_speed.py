@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from common import machine, versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -102,24 +102,6 @@ def write_ml1m_stand_in(data: Path, into: Path, seed: int = 0) -> Path:
     lines = frame.select(pl.concat_str(pl.all().cast(pl.String), separator="::"))
     (into / "ratings.dat").write_text("\n".join(lines.to_series().to_list()) + "\n", encoding="latin-1")
     return into
-
-
-def machine() -> dict[str, object]:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "polars": pl.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def to_markdown(rows: list[Row], info: dict[str, object], repeats: int) -> str:
@@ -194,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
             print(f"{label:28s} prep {rows[-1].prep_s:6.2f} s  wall {rows[-1].wall_s:6.2f} s  "
                   f"peak {rows[-1].peak_rss_mib:6.0f} MiB", flush=True)
-    info = machine()
+    info = {**machine(), **versions("polars", "numpy")}
     args.results.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(rows, info, args.repeats)
     (args.results / "prep_speed.md").write_text(markdown, encoding="utf-8")

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import cores, cpu_name, versions
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -81,24 +82,12 @@ def _epochs_trained(root: Path) -> int | None:
     return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
 
 
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())  # fmt: skip
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
-def _versions() -> str:
-    import pytorch_lightning
-    import torch
-
-    return f"python {platform.python_version()}, torch {torch.__version__}, lightning {pytorch_lightning.__version__}"
-
-
 def _table(runs: list[dict]) -> str:
     lines = [
         "# Quality: our models beside the published rows", "",
         f"Protocol (every row): {PROTOCOL}.", "",
-        f"Machine: {_machine()}. Versions: {_versions()}.", "",
+        f"Machine: {cpu_name()}, {cores()} cores. "
+        f"Versions: {', '.join(f'{k} {v}' for k, v in versions('torch', 'pytorch-lightning').items())}.", "",
         "| dataset | model | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | epochs | train+test wall s | source |",
         "|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip

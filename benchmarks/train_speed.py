@@ -50,12 +50,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from common import machine, versions
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,24 +73,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------- machine and versions -----------------------
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-            "peak_fp32_gflops": PEAK_FP32_GFLOPS}
-
-
-def versions() -> dict[str, str]:
-    import pytorch_lightning as pl
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "lightning": pl.__version__}
-
-
 def source_state() -> dict[str, Any]:
     """The commit the recsys package was measured at, and the files under recsys/ that differed from it
     (other engineers share this working tree; an editable install runs whatever is on disk)."""
@@ -530,7 +513,7 @@ def drive(args: argparse.Namespace) -> None:
                         if not any(m.startswith(f"{d} {MODELS[k]}") for d, k in planned)]
     else:
         report = {
-            "config": config, "recbole_epochs": epochs, "machine": machine(), "versions": versions(),
+            "config": config, "recbole_epochs": epochs, "machine": machine(peak_fp32_gflops=PEAK_FP32_GFLOPS), "versions": versions("torch", "pytorch-lightning"),
             "load_averages": {"start": os.getloadavg()}, "runs": [], "missing": [], "commands": [command],
         }
         kept_missing = []

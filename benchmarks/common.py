@@ -1,0 +1,56 @@
+"""What every benchmark prints beside its numbers: the machine it ran on, the package versions, memory.
+
+Benchmarks run as scripts (`python benchmarks/NAME.py`), so this module is imported as `common` from the
+script's own folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, or what `platform` knows elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cores() -> int:
+    """CPUs this process may run on (containers often report the host's count elsewhere)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15-minute load averages: a shared machine changes every timing, so results carry it."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    return {"cpu": cpu_name(), "cores": cores(), "platform": platform.platform(), "load_average": load_average(),
+            **extra}  # fmt: skip
+
+
+def versions(*distributions: str) -> dict[str, str]:
+    """Python and each named distribution's installed version ("missing" when it is not installed)."""
+    found = {"python": platform.python_version()}
+    for name in distributions:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
