@@ -22,7 +22,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 # `recsys` passes its own argv on purpose; Lightning's warning about that is noise here.
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
 
-MODEL_CLASSES = ("recsys.models.SASRec", "recsys.models.BERT4Rec", "recsys.models.TIGER")
+MODEL_CLASSES = ("recsys.models.SASRec", "recsys.models.BERT4Rec", "recsys.models.TIGER", "recsys.models.Recformer")
 
 
 def models_help() -> str:
