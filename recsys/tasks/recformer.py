@@ -1,0 +1,191 @@
+"""RecformerTask: Recformer's pre-training and fine-tuning stages as one LightningModule (two configs).
+
+- Fine-tuning (`loss: item_table`, the paper's stage 2): user vectors are scored against the encoded item
+  table (cosine / temperature, softmax over the whole catalogue); the table is frozen between refreshes,
+  so gradients reach the encoder through the users only, and it is re-encoded every `refresh_every` epochs.
+- Pre-training (`loss: in_batch`, plus `mlm_weight` > 0): the next item of each history is encoded by the
+  same encoder in the batch and the other targets of the batch are the negatives (item-item contrastive
+  with in-batch negatives), plus masked-language modelling on the history tokens.
+
+Training examples are (history, next item) pairs: every `targets > 0` position of a causal batch
+(`next_item_pairs`); the configs use `train_windows: every`, one pair per row.
+
+Evaluation is never done against a stale table: before validation the catalogue is re-encoded when the
+encoder has changed since it was last encoded, and before testing always (a `recsys test` of a checkpoint
+trained elsewhere, zero-shot, gets this catalogue's items encoded by its encoder).
+
+`pretrained_checkpoint` starts the encoder from a `recsys fit` checkpoint (any catalogue): its `model.*`
+weights are loaded except the catalogue buffers (token table and item table), which belong to the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from recsys.models.recformer import Recformer
+from recsys.tasks.base import RankingTask
+from recsys.tasks.generative import next_item_pairs
+from recsys.tasks.optim import Schedule
+
+warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
+
+RecformerLoss = Literal["item_table", "in_batch"]
+
+
+def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
+    """Copy a `recsys fit` checkpoint's Recformer weights into `model`, catalogue buffers excepted.
+
+    Read with `weights_only=True` (no code runs). Returns the names loaded; any weight of the model that the
+    checkpoint lacks, or a shape that differs (n_layers, sizes, max_items, tokens_per_item), is an error
+    naming the parameters, since a silently half-loaded encoder would train from a random start.
+    """
+    from recsys.scoring.checkpoint import MODEL_PREFIX, read_checkpoint
+
+    path = Path(checkpoint)
+    state = read_checkpoint(path).get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: no state_dict; expected a checkpoint written by `recsys fit`")
+    skip = set(model.catalogue_buffers)
+    weights = {k[len(MODEL_PREFIX):]: v for k, v in state.items()
+               if k.startswith(MODEL_PREFIX) and k[len(MODEL_PREFIX):] not in skip}
+    if not weights:
+        raise ValueError(f"{path}: no '{MODEL_PREFIX}*' weights in the state_dict")
+    own = {k: v for k, v in model.state_dict().items() if k not in skip}
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong = sorted(k for k in set(own) & set(weights) if own[k].shape != weights[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{path} does not fit this Recformer (check backbone_path, n_layers, sizes, max_items): "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape differs {wrong[:5]}"
+        )
+    model.load_state_dict(weights, strict=False)
+    return sorted(weights)
+
+
+class RecformerTask(RankingTask):
+    """Pre-train or fine-tune a Recformer on next-item pairs; evaluate by full ranking of the encoded catalogue.
+
+    Args:
+        model: a recsys.models.Recformer (`n_items` comes from the data).
+        loss: `item_table` (fine-tuning: softmax over the whole encoded catalogue) or `in_batch` (pre-training:
+            the batch's next items, encoded with gradients, are each other's negatives).
+        temperature: cosine similarities are divided by it before the softmax.
+        mlm_weight: weight of the masked-language-model loss on history tokens (0 turns it off; the paper
+            pre-trains with 0.1).
+        mlm_prob: share of item tokens masked when `mlm_weight` > 0.
+        refresh_every: re-encode the item table for the `item_table` loss every this many epochs.
+        pretrained_checkpoint: a `recsys fit` checkpoint of a Recformer (e.g. the pre-training run) whose
+            encoder weights start this run; the catalogue comes from this run's data.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay (not applied to embeddings, norms and biases).
+        schedule: `constant` or `cosine` decay after warm-up.
+        warmup_steps: linear warm-up steps.
+        ks: cut-offs for Recall@K, NDCG@K and MRR@K.
+        monitor_k: the K of the monitored `val/ndcg@K`.
+        exclude_seen: drop each user's history items from the ranking (off by default, as for every model).
+    """
+
+    def __init__(
+        self,
+        model: Recformer,
+        loss: RecformerLoss = "item_table",
+        temperature: float = 0.05,
+        mlm_weight: float = 0.0,
+        mlm_prob: float = 0.15,
+        refresh_every: int = 1,
+        pretrained_checkpoint: str | None = None,
+        lr: float = 5e-5,
+        weight_decay: float = 0.0,
+        schedule: Schedule = "constant",
+        warmup_steps: int = 0,
+        ks: list[int] | None = None,
+        monitor_k: int = 10,
+        exclude_seen: bool = False,
+    ) -> None:
+        super().__init__()
+        if loss not in ("item_table", "in_batch"):
+            raise ValueError(f"loss='{loss}': expected 'item_table' or 'in_batch'")
+        if temperature <= 0:
+            raise ValueError(f"temperature={temperature}: expected a positive value")
+        if refresh_every < 1:
+            raise ValueError(f"refresh_every={refresh_every}: expected at least 1")
+        if mlm_weight > 0 and not 0 < mlm_prob < 1:
+            raise ValueError(f"mlm_prob={mlm_prob}: expected a value strictly between 0 and 1")
+        self.save_hyperparameters()
+        self.model = model
+        if pretrained_checkpoint:
+            load_pretrained(model, pretrained_checkpoint)
+        self._init_ranking(ks, monitor_k)
+        self._encoded_at: int | None = None  # global step when the item table was last encoded
+        self._mlm_generator = torch.Generator().manual_seed(0)
+
+    # -- wiring ---------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            return
+        if getattr(datamodule, "objective", "causal") != "causal":
+            raise ValueError(f"Recformer learns the next item of each history: set data.objective: causal "
+                             f"(the data module builds '{datamodule.objective}' batches)")
+        if datamodule.n_items != self.model.n_items:
+            raise ValueError(f"the model was built for {self.model.n_items:,} items but the data has "
+                             f"{datamodule.n_items:,}")
+        if not self.model.has_item_tokens:
+            self.model.prepare_catalogue(datamodule.dataset)
+        self._setup_evaluator(datamodule.n_items, datamodule.item_popularity())
+
+    def refresh(self) -> None:
+        """Re-encode the catalogue with the current encoder."""
+        self.model.refresh_item_table(progress=False)
+        self._encoded_at = int(self.trainer.global_step) if self._trainer is not None else 0
+
+    # -- training -------------------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        if self.hparams.loss == "item_table":
+            stale = self._encoded_at != self.trainer.global_step
+            if self._encoded_at is None or (stale and self.current_epoch % self.hparams.refresh_every == 0):
+                self.refresh()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        history, target, _ = next_item_pairs(batch["item_seq"], batch["targets"])
+        hp = self.hparams
+        tokens = self.model.tokens_of(history)
+        labels = None
+        if hp.mlm_weight > 0:
+            tokens, labels = self.model.mask_tokens(tokens, hp.mlm_prob, self._mlm_generator)
+        hidden = self.model.hidden_states(tokens)
+        users = F.normalize(self.model.pool(hidden, tokens["attention_mask"]).float(), dim=-1)
+        if hp.loss == "item_table":
+            logits = users @ self.model.item_table.T / hp.temperature
+            logits[:, 0] = float("-inf")  # padding is never an answer
+            loss = F.cross_entropy(logits, target)
+        else:
+            # Distinct targets only: a repeated item must not be its own negative.
+            items, column = torch.unique(target, return_inverse=True)
+            logits = users @ self.model.encode_items(items).T / hp.temperature
+            loss = F.cross_entropy(logits, column)
+        self.log("train/contrastive", loss, batch_size=int(target.numel()))
+        if labels is not None:
+            picked = labels >= 0
+            if bool(picked.any()):
+                mlm = F.cross_entropy(self.model.mlm_logits(hidden[picked]).float(), labels[picked])
+                self.log("train/mlm", mlm, batch_size=int(picked.sum()))
+                loss = loss + hp.mlm_weight * mlm
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(target.numel()))
+        return loss
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        if self._encoded_at is None or self._encoded_at != self.trainer.global_step:
+            self.refresh()
+        super().on_validation_epoch_start()
+
+    def on_test_epoch_start(self) -> None:
+        self.refresh()  # the weights may just have been loaded from a checkpoint of another catalogue
+        super().on_test_epoch_start()
