@@ -252,3 +252,58 @@ def test_zero_shot_on_a_catalogue_never_seen(
     popularity = _popularity(data)
     print("zero-shot", metrics, "popularity", popularity)
     assert metrics["test/ndcg@10"] > popularity["ndcg@10"], (metrics, popularity)
+
+
+def test_cli_pretrains_then_finetunes_from_the_checkpoint_and_scoring_rebuilds_it(
+    prepared_synthetic: Path, tmp_path: Path
+) -> None:
+    """The two stages as two `recsys fit` commands; the fine-tuning checkpoint alone rebuilds the model."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    tiny = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
+            "--data.init_args.max_len", "5", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "5",
+            "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
+            "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+    def fit(config: str, root: Path, *extra: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "recsys.cli", "fit", "--config", str(repo / "configs/recformer" / config),
+             "--data.path", str(prepared_synthetic), "--trainer.default_root_dir", str(root), *tiny, *extra],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    fit("synthetic-pretrain.yaml", tmp_path / "pre")
+    pretrained = tmp_path / "pre" / "checkpoints" / "last.ckpt"
+    fit("synthetic.yaml", tmp_path / "fine", "--model.pretrained_checkpoint", str(pretrained))
+    record = json.loads(next((tmp_path / "fine").rglob("test_metrics.json")).read_text())
+    assert record["model"] == "Recformer" and "full ranking" in record["protocol"]
+
+    from recsys.scoring.checkpoint import load_model
+
+    loaded = load_model(tmp_path / "fine" / "checkpoints" / "last.ckpt", n_items=300)
+    model = loaded.model
+    assert loaded.class_path == "recsys.models.Recformer" and model.has_item_tokens
+    assert model.item_embeddings().shape == (301, 32) and float(model.item_embeddings()[1:].norm(dim=1).min()) > 0.99
+    assert model.encode({"item_seq": torch.tensor([[0, 3, 4]])}).shape == (1, 32)
+
+
+def test_concat_datasets_offsets_items_and_users(prepared_synthetic: Path) -> None:
+    """Pre-training on several sources: the union is one contract-valid dataset, item ids offset per part."""
+    from recsys.data import read_prepared
+    from recsys.data.concat import ConcatDataModule
+
+    data = ConcatDataModule([str(prepared_synthetic), str(prepared_synthetic)], max_len=5)
+    one, both = read_prepared(prepared_synthetic), data.dataset
+    assert (both.n_items, both.n_users) == (2 * one.n_items, 2 * one.n_users)
+    assert both.items["text"][300] == one.items["text"][0] and both.items["item_id"][300] == "synthetic:item-1"
+    second = both.interactions.filter(both.interactions["user_idx"] >= one.n_users)
+    assert second["item_idx"].min() == 301 and second["item_idx"].to_list() == (one.interactions["item_idx"] + 300).to_list()
+    data.setup()
+    single = SequenceDataModule(str(prepared_synthetic), max_len=5)
+    assert len(data.split.test) == 2 * len(single.split.test)
+    assert np.array_equal(data.item_popularity(), np.r_[single.item_popularity(), single.item_popularity()[1:]])
