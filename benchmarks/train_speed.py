@@ -137,37 +137,14 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     data = SequenceDataModule(
         args.prepared, max_len=args.max_len, batch_size=args.batch_size, eval_batch_size=1024,
         objective="cloze" if cloze else "causal", mask_prob=args.mask_ratio, train_windows="all", seed=args.seed,
+        length_grouped=args.sampler == "length-grouped",
     )
     data.setup("fit")
-    if args.sampler == "random":
-        _use_random_batches(data)
     cls = BERT4Rec if cloze else SASRec
     model = cls(data.n_items, hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads,
                 max_len=args.max_len, dropout=args.dropout, attn_dropout=args.attn_dropout)
     task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10)
     return data, task
-
-
-def _use_random_batches(data: Any) -> None:
-    """A/B check only (--sampler random): uniformly shuffled batches instead of the data module's
-    length-grouped ones, with the same windows and collators (batches are still trimmed to their longest row)."""
-    import numpy as np
-    import torch
-    from torch.utils.data import DataLoader
-
-    from recsys.data.collate import CausalCollator, ClozeCollator, TrainWindows
-
-    def train_dataloader() -> DataLoader:
-        train = data.split.train
-        windows = TrainWindows(train, data.max_len, data.train_windows)
-        if data.objective == "causal":
-            collate = CausalCollator(train, data.max_len, windows)
-        else:
-            collate = ClozeCollator(train, data.max_len, data.mask_token, data.mask_prob, data.seed, windows)
-        return DataLoader(np.arange(len(windows)).tolist(), batch_size=data.batch_size, shuffle=True,
-                          collate_fn=collate, generator=torch.Generator().manual_seed(data.seed))
-
-    data.train_dataloader = train_dataloader
 
 
 def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
@@ -257,7 +234,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "train_gflops_per_s": sum(e["train_flops"] for e in epochs) / train_s / 1e9,
         "setup_s": setup_s, "threads": args.threads,
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
-        "sampler": "length-grouped (SequenceDataModule)" if args.sampler == "datamodule" else "uniform shuffle (A/B)",
+        "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
     }
 
 
@@ -517,7 +494,7 @@ def drive(args: argparse.Namespace) -> None:
             "load_averages": {"start": os.getloadavg()}, "runs": [], "missing": [], "commands": [command],
         }
         kept_missing = []
-    me = [sys.executable, str(Path(__file__).resolve())]
+    me = [sys.executable, str(Path(__file__).resolve()), "--sampler", args.sampler]
     recbole_python = None
     if not args.reuse_recbole:
         sys.path.insert(0, str(HERE))
@@ -583,6 +560,23 @@ def drive(args: argparse.Namespace) -> None:
             ours["load_average_after"] = os.getloadavg()
             pair["recsys"] = ours
             save()
+            if args.tuned:
+                overrides = dict(item.split("=") for item in args.tuned.split(","))
+                unknown = set(overrides) - {"batch_size", "lr"}
+                if unknown:
+                    raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size and lr can differ")
+                flags = common_flags(args)
+                for key, value in overrides.items():
+                    flags[flags.index("--" + key.replace("_", "-")) + 1] = value
+                label = "recsys tuned (" + ", ".join(f"{k} {v}" for k, v in overrides.items()) + "; RecBole keeps its own)"
+                out = WORK / f"recsys-{dataset}-{model}-tuned.json"
+                tuned = run_child([*me, "--worker", "recsys", "--prepared", str(prepared), "--model", model,
+                                   "--target", repr(target), "--time-cap", repr(cap), "--max-epochs",
+                                   str(args.max_epochs), "--json-out", str(out), *flags, "--label", label], out)
+                tuned["load_average_after"] = os.getloadavg()
+                pair["recsys_tuned"] = tuned
+                save()
+                log(f"{label} reached={tuned['reached']} in {fmt(tuned['time_to_target_s'])} s")
             log(f"recsys reached={ours['reached']} in {fmt(ours['time_to_target_s'])} s "
                 f"(RecBole {rb['time_to_best_s']:.1f} s)")
     report["missing"] = kept_missing + [m for m in report["missing"][len(kept_missing):] if "not run yet" not in m]
@@ -631,7 +625,12 @@ def main() -> None:
     parser.add_argument("--target", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--time-cap", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--probe-steps", type=int, default=15, help=argparse.SUPPRESS)
-    parser.add_argument("--sampler", choices=["datamodule", "random"], default="datamodule", help=argparse.SUPPRESS)
+    parser.add_argument("--sampler", choices=["shuffle", "length-grouped"], default="shuffle",
+                        help="recsys training batches: shuffled windows (the data module's default) or length-grouped")
+    parser.add_argument("--tuned", default="",
+                        help="also run recsys with its own batch size / lr, e.g. 'batch_size=32,lr=0.002' (RecBole "
+                             "keeps the shared ones); reported as a separate, clearly labelled row")
+    parser.add_argument("--label", default="recsys", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.render_only:
