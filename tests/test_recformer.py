@@ -21,6 +21,7 @@ from recsys.models.recformer import (
     KEY_TYPE,
     VALUE_TYPE,
     ItemTokens,
+    catalogue_embeddings,
     item_tokens_cached,
     parse_attributes,
     sequence_tokens,
@@ -157,6 +158,17 @@ def test_retrieval_contract_and_catalogue_encoding(tmp_path: Path) -> None:
     stored = np.lib.format.open_memmap(tmp_path / "items.npy", mode="w+", dtype=np.float16, shape=(4, 32))
     model.encode_catalogue(stored, batch_size=2, progress=False)
     np.testing.assert_allclose(np.asarray(stored, dtype=np.float32), table.numpy(), atol=2e-3)
+    # cached on disk under the model's fingerprint: read again while unchanged, re-encoded after a change
+    cached = catalogue_embeddings(model, tmp_path / "cache", dtype="float16", batch_size=2, progress=False)
+    assert cached.dtype == np.float16 and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    np.testing.assert_allclose(cached.astype(np.float32), table.numpy(), atol=2e-3)
+    catalogue_embeddings(model, tmp_path / "cache", dtype="float16", progress=False)
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # no second file, no temporary left
+    with torch.no_grad():
+        model.token_types.weight[KEY_TYPE].normal_()  # (a constant shift would vanish in LayerNorm)
+    changed = catalogue_embeddings(model, tmp_path / "cache", dtype="float16", progress=False)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    assert float(np.abs(changed.astype(np.float32) - cached.astype(np.float32)).max()) > 1e-3
 
 
 # -- training ---------------------------------------------------------------------------------------------

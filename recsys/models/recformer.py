@@ -93,18 +93,20 @@ def tokenize_items(
     """
     if tokens_per_item < 1:
         raise ValueError(f"tokens_per_item={tokens_per_item}: expected at least 1")
-    parsed = [parse_attributes(t) for t in texts]
-    strings = sorted({s for pairs in parsed for pair in pairs for s in pair if s})
+    # Two passes over the texts instead of keeping every parsed item: memory stays at the distinct strings plus
+    # the output arrays, even for millions of items.
+    strings = sorted({s for text in texts for pair in parse_attributes(text) for s in pair if s})
     encoded = tokenizer(strings, add_special_tokens=False)["input_ids"] if strings else []
     lookup = dict(zip(strings, encoded, strict=True))
-    n = len(parsed)
+    del strings, encoded
+    n = len(texts)
     ids = np.zeros((n + 1, tokens_per_item), dtype=np.int32)
     types = np.zeros((n + 1, tokens_per_item), dtype=np.int8)
     lengths = np.zeros(n + 1, dtype=np.int32)
-    for row, pairs in enumerate(parsed, start=1):  # once per catalogue, not per batch
+    for row, text in enumerate(texts, start=1):  # once per catalogue, not per batch
         tokens: list[int] = []
         kinds: list[int] = []
-        for key, value in pairs:
+        for key, value in parse_attributes(text):
             k, v = lookup.get(key, []), lookup.get(value, [])
             tokens += k + v
             kinds += [KEY_TYPE] * len(k) + [VALUE_TYPE] * len(v)
@@ -451,3 +453,44 @@ class Recformer(nn.Module):
         """[..., vocab] token logits from hidden states (decoder tied to the word embeddings)."""
         weight = self.backbone.get_input_embeddings().weight
         return self.mlm_transform(hidden) @ weight.T + self.mlm_bias
+
+
+# -- catalogue embeddings on disk -------------------------------------------------------------------------
+def model_fingerprint(model: Recformer) -> str:
+    """sha256 of every weight and buffer that changes an item vector (the item table itself excluded)."""
+    h = hashlib.sha256(f"{model.pooling}|{model.max_items}|{model.max_tokens}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        if name == "item_table":
+            continue
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def catalogue_embeddings(
+    model: Recformer, cache_dir: str | os.PathLike[str], dtype: Literal["float16", "float32"] = "float32",
+    batch_size: int | None = None, progress: bool = True,
+) -> np.ndarray:
+    """The encoded catalogue [n_items + 1, d] as a read-only memory map of a cached .npy file.
+
+    The file name hashes the model's weights and token table, so a changed encoder or catalogue is encoded
+    afresh and never read stale. Items are encoded batch by batch straight into a memory-mapped temporary file
+    that is renamed when complete: memory beyond the table is one batch of activations (float16 halves the
+    table). Pass the result to `ItemRanker` (IVF for large catalogues) or `torch.from_numpy` it.
+    """
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype='{dtype}': expected 'float16' or 'float32'")
+    folder = Path(cache_dir)
+    path = folder / f"recformer-items-{model_fingerprint(model)[:20]}-{dtype}.npy"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(model.n_items + 1, model.hidden_size))
+            model.encode_catalogue(out, batch_size=batch_size, progress=progress)
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
