@@ -270,6 +270,7 @@ class Recformer(nn.Module):
         self.n_items = n_items
         self.backbone_path = str(folder)
         self.max_items = max_items
+        self.max_len = max_items  # the history window the scorer feeds (`recsys score`)
         self.tokens_per_item = tokens_per_item
         self.max_tokens = max_tokens
         self.pooling = pooling

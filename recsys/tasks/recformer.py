@@ -20,6 +20,8 @@ weights are loaded except the catalogue buffers (token table and item table), wh
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -189,3 +191,33 @@ class RecformerTask(RankingTask):
     def on_test_epoch_start(self) -> None:
         self.refresh()  # the weights may just have been loaded from a checkpoint of another catalogue
         super().on_test_epoch_start()
+        self._cold = self.evaluator.metric().to(self.device)
+        self._train_counts = torch.as_tensor(self.trainer.datamodule.item_popularity())
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Every target into the test metrics, and targets never seen in training also into `cold` ones: new
+        items are what a text-based model is for, so they are reported apart."""
+        ranked = self.evaluator.rank_batch(self.model, batch)
+        self.test_metrics.update(ranks=ranked.ranks, topk=ranked.topk)
+        target = batch["target"].cpu()
+        cold = (target > 0) & (self._train_counts[target.clamp_min(0)] == 0)
+        if bool(cold.any()):
+            self._cold.update(ranks=ranked.ranks[cold], topk=ranked.topk[cold])
+
+    def on_test_epoch_end(self) -> None:
+        self._cold_values, self._cold_users = self._finish(self._cold)
+        self.log_dict({f"test/cold/{k}": v for k, v in self._cold_values.items()})
+        super().on_test_epoch_end()
+
+    def _write_metrics(self, values: dict[str, float], n_users: int, run_dir: Path) -> None:
+        """test_metrics.json as every task writes it, plus `cold`: the same metrics over test users whose
+        target has no training interaction (`n_users` 0 when there are none)."""
+        super()._write_metrics(values, n_users, run_dir)
+        path = run_dir / "test_metrics.json"
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["cold"] = {"definition": "test targets with no interaction in the training split",
+                          "n_users": self._cold_users,
+                          "metrics": {k: None if math.isnan(v) else v for k, v in self._cold_values.items()}}
+        tmp = run_dir / "test_metrics.json.tmp"
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
