@@ -1,0 +1,216 @@
+"""Recformer quality: fine-tuned and zero-shot, beside our SASRec and popularity, with training time.
+
+Each run is what a user types, with a wall-clock cap:
+- `fit:CONFIG`                     -> `recsys fit --config configs/recformer/CONFIG.yaml` (pre-training configs too);
+- `zeroshot:PRETRAIN:CONFIG[:DATA]` -> `recsys test --config configs/recformer/CONFIG.yaml
+                                       --model.pretrained_checkpoint <PRETRAIN run's last checkpoint>`
+                                      (no fine-tuning: the target catalogue is encoded by the pre-trained encoder;
+                                      DATA, a folder under the prepared root, replaces the config's data path).
+A fine-tuning run from a pre-training checkpoint is `fit:CONFIG` with `--extra` naming it, or the pair
+`fit:PRETRAIN` then `finetune:PRETRAIN:CONFIG`.
+
+Every test reports all test users and, apart, the cold ones (targets with no training interaction in the
+evaluated dataset; in a zero-shot run no item of the target catalogue was ever trained on). Popularity (training
+counts of the evaluated dataset) is computed here; SASRec rows come from benchmarks/results/quality.json when
+benchmarks/quality.py has written them. Protocol: leave-one-out by time, full ranking over all items, seen items kept.
+
+    OMP_NUM_THREADS=2 python benchmarks/recformer_quality.py \\
+        --runs fit:amazon-beauty,fit:pretrain-sports-toys,zeroshot:pretrain-sports-toys:amazon-beauty --max-minutes 60
+    python benchmarks/recformer_quality.py --tiny      # synthetic, a few seconds per run: checks the plumbing
+
+writes benchmarks/results/recformer_quality.{md,json} (runs already there are kept; --tiny writes under /tmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import machine, versions
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+WORK = REPO / "benchmarks" / ".work" / "recformer_quality"
+PROTOCOL = "full ranking over all items, leave-one-out by time (test = last item), seen items kept"
+TEXTS = "offline Amazon item texts are brand + categories only (no titles, no descriptions)"
+# Published Recformer rows (Amazon 2018 Scientific / Instruments, other texts and splits: context, not like-for-like).
+PUBLISHED = [("Recformer paper, Amazon 2018 Scientific", 0.1448, 0.1027),
+             ("Recformer paper, Amazon 2018 Instruments", 0.1052, 0.0830)]  # (name, Recall@10, NDCG@10)
+TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
+        "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
+        "--trainer.enable_model_summary", "false"]
+
+
+def _command(kind: str, parts: list[str], prepared: Path) -> tuple[list[str], str, Path | None]:
+    """(recsys arguments, run name, config whose data is evaluated)."""
+    if kind == "fit":
+        (config,) = parts
+        return ["fit", "--config", str(REPO / "configs/recformer" / f"{config}.yaml")], config, None
+    if kind in ("zeroshot", "finetune"):
+        pretrain, config, *data = parts
+        ckpt = WORK / pretrain / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            raise SystemExit(f"{kind}:{':'.join(parts)} needs the run fit:{pretrain} first ({ckpt} is missing)")
+        args = ["test" if kind == "zeroshot" else "fit", "--config", str(REPO / "configs/recformer" / f"{config}.yaml"),
+                "--model.pretrained_checkpoint", str(ckpt)]
+        if data:
+            args += ["--data.path", str(prepared / data[0])]
+        return args, f"{kind}-{pretrain}-{config}" + (f"-{data[0]}" if data else ""), None
+    raise SystemExit(f"run kind '{kind}': expected fit, zeroshot or finetune")
+
+
+def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads: int) -> dict[str, Any]:
+    kind, *parts = spec.split(":")
+    args, name, _ = _command(kind, parts, prepared)
+    root = WORK / name
+    if root.exists():
+        shutil.rmtree(root)
+    hours, minutes = divmod(int(max_minutes), 60)
+    command = [sys.executable, "-m", "recsys.cli", *args, "--trainer.default_root_dir", str(root),
+               "--experiment", name, "--trainer.enable_progress_bar", "false", *extra]
+    if args[0] == "fit":
+        command += ["--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:00"]
+    root.mkdir(parents=True, exist_ok=True)
+    log = root / "run.log"
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RECSYS_PREPARED": str(prepared), "PYTHONWARNINGS": "ignore"}
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{spec} failed (exit {proc.returncode}); see {log}")
+    record = json.loads(max(root.rglob("test_metrics.json"), key=lambda p: p.stat().st_mtime).read_text())
+    data = parts[2] if kind in ("zeroshot", "finetune") and len(parts) > 2 else None
+    return {
+        "run": spec, "kind": kind, "dataset": data or record["dataset"], "seconds": round(seconds, 1), "capped_minutes": max_minutes,
+        "protocol": record["protocol"], "n_users": record["n_users"], "metrics": record["metrics"],
+        "cold": record.get("cold"), "threads": threads,
+        "load": [round(x, 2) for x in (*load_before, *os.getloadavg())],
+        "command": f"OMP_NUM_THREADS={threads} recsys " + " ".join(command[3:]).replace(str(REPO) + "/", ""),
+    }
+
+
+def popularity(dataset_path: Path) -> dict[str, Any]:
+    """Popularity's test metrics on a prepared dataset, all users and cold targets apart."""
+    import numpy as np
+    import torch
+
+    from recsys.data import SequenceDataModule
+    from recsys.eval import Evaluator, PopularityModel
+
+    data = SequenceDataModule(str(dataset_path), eval_batch_size=4096)
+    data.setup()
+    counts = data.item_popularity()
+    evaluator = Evaluator(data.n_items, ks=[10])
+    model = PopularityModel(counts)
+    metrics, cold = evaluator.metric(), evaluator.metric()
+    evaluator.prepare(model, data.split.test)
+    for batch in data.test_dataloader():
+        ranked = evaluator.rank_batch(model, batch)
+        metrics.update(ranks=ranked.ranks, topk=ranked.topk)
+        mask = counts[batch["target"].numpy()] == 0
+        if mask.any():
+            mask_t = torch.from_numpy(mask)
+            cold.update(ranks=ranked.ranks[mask_t], topk=ranked.topk[mask_t])
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    cold_values = {k: (None if math.isnan(float(v)) else float(v)) for k, v in cold.compute().items()}
+    return {"dataset": data.dataset.name, "metrics": values, "cold": {"n_users": int(cold.count),
+            "metrics": cold_values}, "cold_share": float(np.mean(counts[data.split.test.targets] == 0))}
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: list[dict[str, Any]]) -> str:
+    lines = [
+        f"Protocol: {PROTOCOL}; Recall@10, NDCG@10, MRR@10; `cold` = test users whose target has no training "
+        f"interaction in that dataset. Item texts: {TEXTS}.",
+        "",
+        "| dataset | model | run | Recall@10 | NDCG@10 | MRR@10 | cold users | cold Recall@10 | cold NDCG@10 | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys([r["dataset"] for r in runs] + list(pops)):
+        pop = pops.get(dataset)
+        if pop:
+            m, c = pop["metrics"], pop["cold"]
+            lines.append(f"| {dataset} | popularity | training counts | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
+                         f"{_fmt(m['mrr@10'])} | {c['n_users']} | {_fmt(c['metrics']['recall@10'])} | "
+                         f"{_fmt(c['metrics']['ndcg@10'])} | - |")
+        for r in (r for r in sasrec if r["dataset"] == dataset):
+            m = r["metrics"]
+            lines.append(f"| {dataset} | SASRec (benchmarks/quality.py, {r.get('label', 'config')}) | fit | "
+                         f"{_fmt(m.get('recall@10'))} | {_fmt(m.get('ndcg@10'))} | {_fmt(m.get('mrr@10'))} | - | - | - | "
+                         f"{r.get('seconds', 0) / 60:.0f} min |")
+        for r in (r for r in runs if r["dataset"] == dataset):
+            m, c = r["metrics"], r.get("cold") or {"n_users": 0, "metrics": {}}
+            lines.append(f"| {dataset} | Recformer | `{r['run']}` | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
+                         f"{_fmt(m['mrr@10'])} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
+                         f"{_fmt(c['metrics'].get('ndcg@10'))} | {r['seconds'] / 60:.1f} min |")
+    lines += ["", "Published Recformer (Amazon 2018 with titles, other splits: context only, not like-for-like):"]
+    lines += [f"- {name}: Recall@10 {r10:.4f}, NDCG@10 {n10:.4f}" for name, r10, n10 in PUBLISHED]
+    lines += ["", "Commands:"] + [f"- `{r['command']}` (load {r['load']})" for r in runs]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", default="fit:amazon-beauty")
+    parser.add_argument("--prepared", type=Path, default=Path(os.environ.get("RECSYS_PREPARED", REPO / "prepared")))
+    parser.add_argument("--max-minutes", type=float, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="arguments added to every recsys call")
+    parser.add_argument("--tiny", action="store_true", help="synthetic data and a tiny model, results under /tmp")
+    args = parser.parse_args()
+    global WORK
+    store = RESULTS / "recformer_quality.json"
+    extra = list(args.extra)
+    prepared = args.prepared.resolve()
+    if args.tiny:
+        from data_prep import prepare
+
+        tmp = Path(tempfile.mkdtemp(prefix="recformer-quality-tiny-"))
+        WORK, store, prepared = tmp / "work", tmp / "recformer_quality.json", tmp / "prepared"
+        prepare("synthetic", out=prepared / "synthetic", users=600, items=200, seed=0, progress=False)
+        prepare("synthetic", out=prepared / "synthetic-b", users=300, items=120, seed=7, progress=False)
+        args.runs = "fit:synthetic,fit:synthetic-pretrain,zeroshot:synthetic-pretrain:synthetic:synthetic-b"
+        extra = TINY + extra
+    runs: list[dict[str, Any]] = json.loads(store.read_text())["runs"] if store.is_file() else []
+    for spec in args.runs.split(","):
+        record = run(spec, prepared, args.max_minutes, extra, args.threads)
+        print(json.dumps(record), flush=True)
+        runs = [r for r in runs if r["run"] != spec] + [record]
+    evaluated = {r["dataset"] for r in runs}
+    pops = {}
+    for name in sorted(evaluated):
+        folder = prepared / name
+        if (folder / "meta.json").is_file():
+            pops[name] = popularity(folder)
+    quality = RESULTS / "quality.json"
+    sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
+              if r.get("model") == "sasrec" and r.get("dataset") in evaluated]
+    md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec), "",
+                    f"Machine: {machine(threads=args.threads)}",
+                    f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
+    out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops}
+    store.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in ((store, json.dumps(out, indent=2) + "\n"), (store.with_suffix(".md"), md)):
+        tmp_file = path.with_suffix(path.suffix + ".tmp")
+        tmp_file.write_text(text, encoding="utf-8")
+        tmp_file.replace(path)
+    print(md)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
