@@ -328,3 +328,13 @@ def test_concat_datasets_offsets_items_and_users(prepared_synthetic: Path) -> No
     single = SequenceDataModule(str(prepared_synthetic), max_len=5)
     assert len(data.split.test) == 2 * len(single.split.test)
     assert np.array_equal(data.item_popularity(), np.r_[single.item_popularity(), single.item_popularity()[1:]])
+
+
+def test_training_pairs_every_position_or_each_rows_last() -> None:
+    from recsys.tasks.recformer import training_pairs
+
+    batch = {"item_seq": torch.tensor([[0, 1, 2], [4, 5, 6]]), "targets": torch.tensor([[0, 2, 3], [5, 6, 7]])}
+    history, target = training_pairs(batch, "all")
+    assert target.tolist() == [2, 3, 5, 6, 7] and history[0].tolist() == [0, 0, 1]
+    history, target = training_pairs(batch, "last")
+    assert target.tolist() == [3, 7] and history.tolist() == [[0, 1, 2], [4, 5, 6]]

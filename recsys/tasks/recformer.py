@@ -8,7 +8,10 @@
   with in-batch negatives), plus masked-language modelling on the history tokens.
 
 Training examples are (history, next item) pairs: every `targets > 0` position of a causal batch
-(`next_item_pairs`); the configs use `train_windows: every`, one pair per row.
+(`next_item_pairs`), or with `train_pairs: last` only each row's last one. Each pair is a whole encoder pass,
+so the choice sets the epoch's cost: `train_windows: every` visits every pair of the training split once
+(about 130k on Beauty), `train_windows: last` + `train_pairs: last` one pair per user (22k on Beauty); note
+that `train_windows: last` alone still makes a pair of every position of the user's last window.
 
 Evaluation is never done against a stale table: before validation the catalogue is re-encoded when the
 encoder has changed since it was last encoded, and before testing always (a `recsys test` of a checkpoint
@@ -70,6 +73,15 @@ def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
     return sorted(weights)
 
 
+def training_pairs(batch: dict[str, torch.Tensor], which: Literal["all", "last"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(histories [N, L], next items [N]) of a causal batch: every target position, or each row's last one."""
+    targets = batch["targets"]
+    if which == "last":
+        targets = torch.cat([torch.zeros_like(targets[:, :-1]), targets[:, -1:]], dim=1)
+    history, target, _ = next_item_pairs(batch["item_seq"], targets)
+    return history, target
+
+
 class RecformerTask(RankingTask):
     """Pre-train or fine-tune a Recformer on next-item pairs; evaluate by full ranking of the encoded catalogue.
 
@@ -81,7 +93,9 @@ class RecformerTask(RankingTask):
         mlm_weight: weight of the masked-language-model loss on history tokens (0 turns it off; the paper
             pre-trains with 0.1).
         mlm_prob: share of item tokens masked when `mlm_weight` > 0.
-        refresh_every: re-encode the item table for the `item_table` loss every this many epochs.
+        refresh_every: re-encode the item table for the `item_table` loss every this many epochs (evaluation
+            also re-encodes it whenever the encoder has changed, and training then uses that fresher table).
+        train_pairs: `all` trains on every target position of a batch, `last` on each row's last one only.
         pretrained_checkpoint: a `recsys fit` checkpoint of a Recformer (e.g. the pre-training run) whose
             encoder weights start this run; the catalogue comes from this run's data.
         lr: peak learning rate of AdamW.
@@ -101,6 +115,7 @@ class RecformerTask(RankingTask):
         mlm_weight: float = 0.0,
         mlm_prob: float = 0.15,
         refresh_every: int = 1,
+        train_pairs: Literal["all", "last"] = "all",
         pretrained_checkpoint: str | None = None,
         lr: float = 5e-5,
         weight_decay: float = 0.0,
@@ -117,6 +132,8 @@ class RecformerTask(RankingTask):
             raise ValueError(f"temperature={temperature}: expected a positive value")
         if refresh_every < 1:
             raise ValueError(f"refresh_every={refresh_every}: expected at least 1")
+        if train_pairs not in ("all", "last"):
+            raise ValueError(f"train_pairs='{train_pairs}': expected 'all' or 'last'")
         if mlm_weight > 0 and not 0 < mlm_prob < 1:
             raise ValueError(f"mlm_prob={mlm_prob}: expected a value strictly between 0 and 1")
         self.save_hyperparameters()
@@ -155,8 +172,8 @@ class RecformerTask(RankingTask):
                 self.refresh()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        history, target, _ = next_item_pairs(batch["item_seq"], batch["targets"])
         hp = self.hparams
+        history, target = training_pairs(batch, hp.train_pairs)
         tokens = self.model.tokens_of(history)
         labels = None
         if hp.mlm_weight > 0:
