@@ -2,6 +2,8 @@
 
 Each run is what a user types, with a wall-clock cap:
 - `fit:CONFIG`                     -> `recsys fit --config configs/recformer/CONFIG.yaml` (pre-training configs too);
+- `test:CONFIG`                    -> `recsys test --config configs/recformer/CONFIG.yaml`: zero-shot from the backbone
+                                      alone (MiniLM's sentence embeddings, no recommendation training at all);
 - `zeroshot:PRETRAIN:CONFIG[:DATA]` -> `recsys test --config configs/recformer/CONFIG.yaml
                                        --model.pretrained_checkpoint <PRETRAIN run's last checkpoint>`
                                       (no fine-tuning: the target catalogue is encoded by the pre-trained encoder;
@@ -52,9 +54,10 @@ TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_
 
 def _command(kind: str, parts: list[str], prepared: Path) -> tuple[list[str], str, Path | None]:
     """(recsys arguments, run name, config whose data is evaluated)."""
-    if kind == "fit":
-        (config,) = parts
-        return ["fit", "--config", str(REPO / "configs/recformer" / f"{config}.yaml")], config, None
+    if kind in ("fit", "test"):
+        (config,) = parts  # fit runs are named by their config: zeroshot/finetune runs find checkpoints there
+        name = config if kind == "fit" else f"test-{config}"
+        return [kind, "--config", str(REPO / "configs/recformer" / f"{config}.yaml")], name, None
     if kind in ("zeroshot", "finetune"):
         pretrain, config, *data = parts
         ckpt = WORK / pretrain / "checkpoints" / "last.ckpt"
@@ -65,7 +68,7 @@ def _command(kind: str, parts: list[str], prepared: Path) -> tuple[list[str], st
         if data:
             args += ["--data.path", str(prepared / data[0])]
         return args, f"{kind}-{pretrain}-{config}" + (f"-{data[0]}" if data else ""), None
-    raise SystemExit(f"run kind '{kind}': expected fit, zeroshot or finetune")
+    raise SystemExit(f"run kind '{kind}': expected fit, test, zeroshot or finetune")
 
 
 def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads: int) -> dict[str, Any]:

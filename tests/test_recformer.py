@@ -311,6 +311,16 @@ def test_cli_pretrains_then_finetunes_from_the_checkpoint_and_scoring_rebuilds_i
     assert loaded.class_path == "recsys.models.Recformer" and model.has_item_tokens
     assert model.item_embeddings().shape == (301, 32) and float(model.item_embeddings()[1:].norm(dim=1).min()) > 0.99
     assert model.encode({"item_seq": torch.tensor([[0, 3, 4]])}).shape == (1, 32)
+    # `recsys score` serves it unchanged: every user's top-K from the checkpoint alone
+    import polars as pl_
+
+    from recsys.scoring.runner import ScoreOptions, score
+
+    score(ScoreOptions(ckpt=tmp_path / "fine" / "checkpoints" / "last.ckpt", data=prepared_synthetic,
+                       out=tmp_path / "scores", k=5, device="cpu", progress=False))
+    top = pl_.read_parquet(next((tmp_path / "scores").rglob("*.parquet")))
+    assert {"user_id", "rank", "item_id", "score"} <= set(top.columns)
+    assert top["rank"].max() == 5 and top["item_id"].str.starts_with("item-").all()
 
 
 def test_concat_datasets_offsets_items_and_users(prepared_synthetic: Path) -> None:
