@@ -110,7 +110,9 @@ def test_pretrained_backbone_matches_plain_transformers(minilm: Path) -> None:
     """With the extra embeddings at their zero start, the encoder is exactly the pretrained MiniLM."""
     from transformers import AutoModel, AutoTokenizer
 
-    model = Recformer(n_items=2, n_layers=1, pooling="mean", tokens_per_item=8).eval()
+    model = Recformer(n_items=2, n_layers=1, pooling="mean", tokens_per_item=8)
+    assert all(m.training for m in model.modules())  # like any fresh nn.Module, so dropout trains
+    model.eval()
     plain = AutoModel.from_pretrained(minilm)
     plain.encoder.layer = plain.encoder.layer[:1]
     plain.eval()

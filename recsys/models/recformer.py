@@ -300,6 +300,9 @@ class Recformer(nn.Module):
                 max_position_embeddings=max_tokens, **overrides,
             )
             self.backbone = BertModel(config, add_pooling_layer=False)
+        # from_pretrained returns the backbone in eval mode; Lightning keeps each submodule's mode as it finds it,
+        # so without this the backbone's dropout would stay off during training.
+        self.backbone.train()
         if max_tokens > self.backbone.config.max_position_embeddings:
             raise ValueError(f"max_tokens={max_tokens} exceeds the backbone's "
                              f"{self.backbone.config.max_position_embeddings} positions")
