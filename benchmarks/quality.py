@@ -12,6 +12,7 @@ datasets can be added one call at a time.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -64,22 +65,30 @@ def _run(model: str, dataset: str, prepared_root: Path, max_minutes: float, extr
         raise SystemExit(f"{model} on {dataset} failed (exit {proc.returncode}); see {log}")
     metrics_file = max(root.rglob("test_metrics.json"), key=lambda p: p.stat().st_mtime)
     record = json.loads(metrics_file.read_text())
-    epochs = _epochs_trained(root)
+    epochs, best_epoch = _epochs(root)
     return {
         "model": model, "dataset": dataset, "label": label, "seconds": round(seconds, 1), "epochs": epochs,
+        "best_epoch": best_epoch, "work": str(root.relative_to(REPO)),
         "capped": max_minutes, "protocol": record["protocol"], "metrics": record["metrics"], "threads": threads,
         "load": [round(x, 2) for x in (*load_before, *load_after)],
         "command": f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
     }  # fmt: skip
 
 
-def _epochs_trained(root: Path) -> int | None:
-    import torch
+def _epochs(root: Path) -> tuple[int | None, int | None]:
+    """(epochs trained, epoch of the best checkpoint), both counted from 1, read from the run's own files.
 
-    last = root / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None
-    return int(torch.load(last, map_location="cpu", weights_only=False)["epoch"])
+    The best epoch comes from the `best-EPOCH-STEP.ckpt` name (Lightning counts epochs from 0); last.ckpt is
+    no guide, since Lightning rewrites it only when a new best is saved.
+    """
+    trained = None
+    for metrics in root.glob("logs/version_*/metrics.csv"):
+        with metrics.open() as f:
+            epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch")]
+        trained = max(epochs) + 1 if epochs else trained
+    best = sorted(root.glob("checkpoints/best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    best_epoch = int(best[-1].name.split("-")[1]) + 1 if best else None
+    return trained, best_epoch
 
 
 def _table(runs: list[dict]) -> str:
@@ -88,7 +97,7 @@ def _table(runs: list[dict]) -> str:
         f"Protocol (every row): {PROTOCOL}.", "",
         f"Machine: {cpu_name()}, {cores()} cores. "
         f"Versions: {', '.join(f'{k} {v}' for k, v in versions('torch', 'pytorch-lightning').items())}.", "",
-        "| dataset | model | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | epochs | train+test wall s | source |",
+        "| dataset | model | Recall@10 | NDCG@10 | Recall@5 | NDCG@5 | epochs (best) | train+test wall s | source |",
         "|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for dataset in dict.fromkeys(r["dataset"] for r in runs):
@@ -99,7 +108,7 @@ def _table(runs: list[dict]) -> str:
             lines.append(
                 f"| {dataset} | ours: {r['model']} ({r.get('label', 'config')}) | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
                 f"{m.get('recall@5', float('nan')):.4f} | {m.get('ndcg@5', float('nan')):.4f} | "
-                f"{r['epochs']} | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
+                f"{r['epochs']} ({r.get('best_epoch', '?')}) | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
             )
     lines += ["", "Commands (with the load average, 1/5/15 min, before and after each run: the machine may be shared):", ""]
     lines += [f"- `{r['command']}` (load {r.get('load', 'not recorded')})" for r in runs]
@@ -117,10 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="config",
                         help="names this variant in the table (runs are kept per model, dataset and label)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (OMP_NUM_THREADS) of each run")
+    parser.add_argument("--recount", action="store_true",
+                        help="recount epochs (trained, best) of the stored runs from their work folders and re-render")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "quality.json"
     runs: list[dict] = json.loads(store.read_text()) if store.is_file() else []
+    if args.recount:
+        for r in runs:
+            work = REPO / r.get("work", f"benchmarks/.work/quality/{r['model']}-{r['dataset']}-{r.get('label', 'config')}")
+            if work.is_dir():
+                r["epochs"], r["best_epoch"] = _epochs(work)
+                r["work"] = str(work.relative_to(REPO))
+        store.write_text(json.dumps(runs, indent=2) + "\n")
+        (RESULTS / "quality.md").write_text(_table(runs))
+        print(_table(runs))
+        return 0
     for pair in args.runs.split(","):
         model, dataset = pair.split(":")
         if not (args.prepared / dataset).is_dir():
