@@ -470,6 +470,11 @@ def drive(args: argparse.Namespace) -> None:
     datasets = [name.strip() for name in args.datasets.split(",") if name.strip()]
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     epochs = parse_epochs(args.recbole_epochs, datasets)
+    # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
+    overrides = dict(item.split("=", 1) for item in args.tuned.split(",")) if args.tuned else {}
+    unknown = set(overrides) - {"batch_size", "lr"}
+    if unknown:
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size and lr can differ")
     json_path = RESULTS / f"{args.out}.json"
     saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
     previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole
@@ -553,26 +558,21 @@ def drive(args: argparse.Namespace) -> None:
             target = rb["best_valid_ndcg@10"]
             cap = args.cap_fraction * rb["time_to_best_s"]
             log(f"recsys {MODELS[model]} on {dataset}: target valid NDCG@10 {target:.4f}, cap {cap:.0f} s")
+
+            worker = [*me, "--worker", "recsys", "--prepared", str(prepared), "--model", model, "--target",
+                      repr(target), "--time-cap", repr(cap), "--max-epochs", str(args.max_epochs)]
             out = WORK / f"recsys-{dataset}-{model}.json"
-            ours = run_child([*me, "--worker", "recsys", "--prepared", str(prepared), "--model", model,
-                              "--target", repr(target), "--time-cap", repr(cap), "--max-epochs",
-                              str(args.max_epochs), "--json-out", str(out), *common_flags(args)], out)
+            ours = run_child([*worker, "--json-out", str(out), *common_flags(args)], out)
             ours["load_average_after"] = os.getloadavg()
             pair["recsys"] = ours
             save()
-            if args.tuned:
-                overrides = dict(item.split("=") for item in args.tuned.split(","))
-                unknown = set(overrides) - {"batch_size", "lr"}
-                if unknown:
-                    raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size and lr can differ")
+            if overrides:
                 flags = common_flags(args)
                 for key, value in overrides.items():
                     flags[flags.index("--" + key.replace("_", "-")) + 1] = value
                 label = "recsys tuned (" + ", ".join(f"{k} {v}" for k, v in overrides.items()) + "; RecBole keeps its own)"
                 out = WORK / f"recsys-{dataset}-{model}-tuned.json"
-                tuned = run_child([*me, "--worker", "recsys", "--prepared", str(prepared), "--model", model,
-                                   "--target", repr(target), "--time-cap", repr(cap), "--max-epochs",
-                                   str(args.max_epochs), "--json-out", str(out), *flags, "--label", label], out)
+                tuned = run_child([*worker, "--json-out", str(out), *flags, "--label", label], out)
                 tuned["load_average_after"] = os.getloadavg()
                 pair["recsys_tuned"] = tuned
                 save()

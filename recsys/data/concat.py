@@ -57,8 +57,8 @@ class ConcatDataModule(SequenceDataModule):
 
     Args:
         paths: the prepared folders, in order (item indices of later parts come after earlier ones).
-        max_len, batch_size, eval_batch_size, objective, mask_prob, min_length, train_windows, num_workers,
-            seed: as in SequenceDataModule (spelled out so that YAML configs can reach them).
+        max_len, batch_size, eval_batch_size, objective, mask_prob, min_length, train_windows, length_grouped,
+            length_pool, num_workers, seed: as in SequenceDataModule (spelled out so that YAML configs can reach them).
     """
 
     def __init__(
@@ -71,6 +71,8 @@ class ConcatDataModule(SequenceDataModule):
         mask_prob: float = 0.2,
         min_length: int = 3,
         train_windows: Literal["all", "last", "every"] = "all",
+        length_grouped: bool = False,
+        length_pool: int = 16,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -79,7 +81,7 @@ class ConcatDataModule(SequenceDataModule):
         super().__init__(
             path=",".join(paths), max_len=max_len, batch_size=batch_size, eval_batch_size=eval_batch_size,
             objective=objective, mask_prob=mask_prob, min_length=min_length, train_windows=train_windows,
-            num_workers=num_workers, seed=seed,
+            length_grouped=length_grouped, length_pool=length_pool, num_workers=num_workers, seed=seed,
         )
         self.paths = list(paths)
 

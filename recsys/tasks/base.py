@@ -88,6 +88,10 @@ class RankingTask(pl.LightningModule):
         if self.trainer.is_global_zero:
             self._write_metrics(values, n_users, run_dir)
 
+    def _extra_metrics_record(self) -> dict:
+        """Fields a task adds to test_metrics.json (none by default)."""
+        return {}
+
     def _write_metrics(self, values: dict[str, float], n_users: int, run_dir: Path) -> None:
         datamodule = self.trainer.datamodule
         record = {
@@ -97,6 +101,7 @@ class RankingTask(pl.LightningModule):
             "n_users": n_users,
             "metrics": values,
             "checkpoint": getattr(self.trainer, "ckpt_path", None),
+            **self._extra_metrics_record(),
         }
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = run_dir / "test_metrics.json.tmp"

@@ -23,7 +23,6 @@ weights are loaded except the catalogue buffers (token table and item table), wh
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -226,15 +225,9 @@ class RecformerTask(RankingTask):
         self.log_dict({f"test/cold/{k}": v for k, v in self._cold_values.items()})
         super().on_test_epoch_end()
 
-    def _write_metrics(self, values: dict[str, float], n_users: int, run_dir: Path) -> None:
-        """test_metrics.json as every task writes it, plus `cold`: the same metrics over test users whose
-        target has no training interaction (`n_users` 0 when there are none)."""
-        super()._write_metrics(values, n_users, run_dir)
-        path = run_dir / "test_metrics.json"
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record["cold"] = {"definition": "test targets with no interaction in the training split",
-                          "n_users": self._cold_users,
-                          "metrics": {k: None if math.isnan(v) else v for k, v in self._cold_values.items()}}
-        tmp = run_dir / "test_metrics.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+    def _extra_metrics_record(self) -> dict:
+        """`cold`: the test metrics over users whose target has no training interaction (`n_users` 0 when
+        there are none)."""
+        return {"cold": {"definition": "test targets with no interaction in the training split",
+                         "n_users": self._cold_users,
+                         "metrics": {k: None if math.isnan(v) else v for k, v in self._cold_values.items()}}}
