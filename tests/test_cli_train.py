@@ -134,3 +134,23 @@ def test_fit_help_documents_every_model_argument(tmp_path: Path) -> None:
         assert f"recsys.models.{cls.__name__}" in proc.stdout
         for name in inspect.signature(cls).parameters:
             assert f"    {name} (default" in proc.stdout, (cls.__name__, name)
+
+
+def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Path, tmp_path: Path) -> None:
+    """`last.ckpt` must follow training, not the best epoch (plain Lightning 2.6 rewrites it only on a new best).
+
+    Monitoring NDCG with mode=min makes the first epoch the best (NDCG rises while the model learns), so with
+    the plain callback last.ckpt would stay at epoch 0.
+    """
+    import torch
+
+    root = tmp_path / "run"
+    extra = ["--checkpoint.mode", "min", "--early_stopping.mode", "min", "--test_after_fit", "false"]
+    proc = _recsys(_fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3, extra), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checkpoints = root / "checkpoints"
+    (best,) = checkpoints.glob("best-*.ckpt")
+    assert best.name.startswith("best-0-"), best.name  # the scenario: the best epoch is not the last
+    last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    best_state = torch.load(best, map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * best_state["global_step"]

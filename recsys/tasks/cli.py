@@ -2,8 +2,9 @@
 
 What it adds to a plain LightningCLI: the item count and window length flow from the data into the model
 (configs never repeat them), checkpoints and CSV/TensorBoard logs go to `checkpoints/<experiment>/`, the
-best checkpoint by validation NDCG is kept, `fit` ends by testing that best checkpoint, and YAML configs
-may use omegaconf interpolation.
+best checkpoint by validation NDCG is kept and `last.ckpt` is rewritten after every validation (so
+`--ckpt_path last` resumes from the latest epoch), `fit` ends by testing that best checkpoint, and YAML
+configs may use omegaconf interpolation.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 from jsonargparse import DefaultHelpFormatter
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from recsys.tasks.checkpoint import BestAndLatestCheckpoint
 
 # `recsys` passes its own argv on purpose; Lightning's warning about that is noise here.
 warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
@@ -60,7 +63,7 @@ class RecsysCLI(LightningCLI):
             "--test_after_fit", type=bool, default=True,
             help="after `fit`, test the best checkpoint and write test_metrics.json",
         )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLatestCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/ndcg@10",
