@@ -129,3 +129,17 @@ def test_tiny_sasrec_learns_the_successor_rule(one_thread):
     scores[:, 0] = float("-inf")
     accuracy = (scores.argmax(1) == targets[:, -1]).float().mean().item()
     assert accuracy > 0.95, f"loss {loss.item():.3f}, accuracy {accuracy:.2f}"
+
+
+def test_item_dropout_applies_to_the_training_table_only():
+    sasrec = SASRec(n_items=500, hidden_size=32, n_layers=1, n_heads=1, max_len=10, item_dropout=0.5)
+    plain = sasrec.encoder.items.weight
+    sasrec.train()
+    dropped = sasrec.item_embeddings()
+    zeroed = (dropped == 0) & (plain != 0)
+    assert 0.4 < zeroed.float().mean().item() < 0.6  # about half the entries dropped
+    kept = ~zeroed & (plain != 0)
+    torch.testing.assert_close(dropped[kept], 2.0 * plain[kept])  # inverted dropout scaling
+    assert (dropped[0] == 0).all()  # padding stays zero
+    sasrec.eval()
+    assert torch.equal(sasrec.item_embeddings(), plain)

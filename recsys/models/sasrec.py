@@ -27,6 +27,9 @@ class SASRec(nn.Module):
         pre_norm: LayerNorm before each sub-layer (stable without warm-up); False gives the post-LN layout.
         ffn_size: feed-forward inner width; None means 4 * hidden_size.
         activation: feed-forward non-linearity (the paper used relu).
+        item_dropout: dropout on the item table that training scores are computed against (training only;
+            evaluation and the faiss index see the plain table). It keeps item vectors from overfitting on
+            sparse data, as RecTools' SASRec does (its item network applies dropout to the whole table).
     """
 
     objective = "causal"
@@ -43,6 +46,7 @@ class SASRec(nn.Module):
         pre_norm: bool = True,
         ffn_size: int | None = None,
         activation: Activation = "gelu",
+        item_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -60,6 +64,7 @@ class SASRec(nn.Module):
             activation=activation,
             causal=True,
         )
+        self.item_dropout = nn.Dropout(item_dropout)
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t]."""
@@ -70,5 +75,8 @@ class SASRec(nn.Module):
         return self(batch["item_seq"][:, -self.max_len :])[:, -1]
 
     def item_embeddings(self) -> torch.Tensor:
-        """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero."""
-        return self.encoder.items.weight
+        """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero.
+
+        In training mode with item_dropout > 0 the table comes back with dropout applied.
+        """
+        return self.item_dropout(self.encoder.items.weight)
