@@ -154,3 +154,5 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Pa
     last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
     best_state = torch.load(best, map_location="cpu", weights_only=False)
     assert last["epoch"] == 2 and last["global_step"] == 3 * best_state["global_step"]
+    # Stored under ModelCheckpoint's state key, so older checkpoints and plain Lightning resume it alike.
+    assert any(key.startswith("ModelCheckpoint{") for key in last["callbacks"]), list(last["callbacks"])

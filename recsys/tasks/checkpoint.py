@@ -15,6 +15,12 @@ class BestAndLatestCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose `last.ckpt` (with `save_last`) is rewritten at every point where it checks for a
     new best: after each validation, or at the end of each training epoch when that is where it saves."""
 
+    @property
+    def state_key(self) -> str:
+        # Stored under ModelCheckpoint's key, so runs checkpointed before this class existed resume with their
+        # best score and paths, and its checkpoints still resume under a plain ModelCheckpoint.
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
