@@ -103,6 +103,10 @@ NOTES = [
     "there and declines; with `item_dropout: 0.2` (dropout on the scored item table, as RecTools applies it) a "
     "30-epoch probe held val NDCG@10 at .0455-.0458 from epoch 9 on, still below full CE's .049-.050, so the "
     "shipped configs stay full CE. The best published row is not reached by either.",
+    "`ce-d64-grouped-idrop02` adds `item_dropout: 0.2` to the shipped Beauty config: best val NDCG@10 .0513 (epoch "
+    "78) against .0499, but test .0822 / .0417 against .0842 / .0424, so it is not made the default.",
+    "BERT4Rec is above its published row on all three datasets (Beauty .0501 / .0261, Toys .0402 / .0198, Sports "
+    ".0283 / .0152 against .0347 / .0170, .0203 / .0099, .0191 / .0099).",
     "Seen items: no Beauty test target repeats an item of its own history (0 of 22,363 users), and `recsys test "
     "--model.init_args.exclude_seen true` on the ce-d64-grouped Beauty checkpoint gives the same .0842 / .0424, "
     "so keeping or excluding seen items does not explain the gap to the published rows.",
