@@ -59,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"recsys: command '{args[0]}' is not available in this build ({exc})", file=sys.stderr)
         return 2
+    if args[0] in (*LIGHTNING_COMMANDS, "score", "sweep"):
+        from recsys.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()
     result = command(args[1:])
     return int(result or 0)
 
