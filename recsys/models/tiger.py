@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from recsys.data.sequences import Sequences
 from recsys.semantic_ids import PrefixTrie, RQKMeans, RQVAETokenizer, SemanticIds, TokenLayout
 from recsys.semantic_ids.beam import constrained_beam_search
 from recsys.semantic_ids.tokens import DEFAULT_SPECIALS
@@ -80,8 +81,15 @@ def build_semantic_ids(
     tokenizer: Tokenizer = "rq-kmeans",
     text_embeddings: TextEmbeddings = "minilm",
     seed: int = 0,
+    train_sequences: Sequences | None = None,
+    collaborative_weight: float = 0.0,
+    collaborative_dim: int = 64,
 ) -> SemanticIds:
-    """Semantic IDs of a prepared dataset's items (a folder or a `PreparedDataset`) from their texts."""
+    """Semantic IDs of a prepared dataset's items (a folder or a `PreparedDataset`) from their texts.
+
+    With `collaborative_weight` > 0 the quantised vector is the text embedding joined by that weight times a
+    co-occurrence embedding of `train_sequences` (`recsys.semantic_ids.collaborative`); both parts are unit length.
+    """
     from recsys.data.contract import PreparedDataset, read_prepared
 
     ds = dataset if isinstance(dataset, PreparedDataset) else read_prepared(dataset)  # type: ignore[arg-type]
@@ -93,6 +101,13 @@ def build_semantic_ids(
         x = hashed_text_embeddings(ds.items.sort("item_idx")["text"].to_list(), seed=seed)
     else:
         raise ValueError(f"text_embeddings='{text_embeddings}': expected 'minilm' or 'hashed'")
+    if collaborative_weight > 0:
+        if train_sequences is None:
+            raise ValueError("collaborative_weight > 0 needs the training sequences (train_sequences=...)")
+        from recsys.semantic_ids.collaborative import collaborative_embeddings
+
+        usage = collaborative_embeddings(train_sequences, x.shape[0], collaborative_dim, seed=seed)
+        x = np.hstack([x, collaborative_weight * usage]).astype(np.float32)
     if tokenizer == "rq-kmeans":
         codes = RQKMeans(n_levels, codebook_size, seed=seed).fit(x).encode(x)
     elif tokenizer == "rq-vae":
@@ -118,6 +133,11 @@ class TIGER(nn.Module):
         collision_size: vocabulary room for the collision digit; building IDs fails if more items than this
             share one code tuple.
         id_seed: seed of the tokenizer (and of the hashed embedding).
+        collaborative_weight: 0 cuts IDs from the text alone (the paper); above 0 the text embedding is joined
+            by this weight times a co-occurrence embedding of the training sequences, so items whose texts are
+            identical get different, meaningful codes instead of only an arbitrary collision digit
+            (`recsys.semantic_ids.collaborative`; validation and test targets are never used).
+        collaborative_dim: width of that co-occurrence embedding.
         n_user_buckets: hashed user tokens (user_idx mod n_user_buckets); 0 leaves the user out.
         max_tokens: history token budget of the encoder (whole items: max_tokens // (L + 1) most recent items).
         d_model: width of the transformer.
@@ -145,6 +165,8 @@ class TIGER(nn.Module):
         codebook_size: int = 256,
         collision_size: int = 256,
         id_seed: int = 0,
+        collaborative_weight: float = 0.0,
+        collaborative_dim: int = 64,
         n_user_buckets: int = 2000,
         max_tokens: int = 80,
         d_model: int = 128,
@@ -171,6 +193,8 @@ class TIGER(nn.Module):
         self.codebook_size = codebook_size
         self.collision_size = collision_size
         self.id_seed = id_seed
+        self.collaborative_weight = collaborative_weight
+        self.collaborative_dim = collaborative_dim
         self.n_user_buckets = n_user_buckets
         self.id_length = n_levels + 1
         self.max_history = max_tokens // self.id_length
@@ -220,14 +244,16 @@ class TIGER(nn.Module):
         self.semantic_level_sizes.copy_(torch.tensor(ids.level_sizes, dtype=torch.long, device=device))
         self._forget_ids()
 
-    def prepare_semantic_ids(self, dataset: object) -> SemanticIds:
-        """Make sure the model has IDs: keep its own, else load `semantic_ids`, else build them from the texts."""
+    def prepare_semantic_ids(self, dataset: object, train_sequences: Sequences | None = None) -> SemanticIds:
+        """Make sure the model has IDs: keep its own, else load `semantic_ids`, else build them from the texts
+        (and, with `collaborative_weight` > 0, from `train_sequences`)."""
         if not self.has_semantic_ids:
             if self.semantic_ids_path:
                 ids = SemanticIds.load(Path(self.semantic_ids_path))
             else:
                 ids = build_semantic_ids(dataset, self.n_levels, self.codebook_size, self.tokenizer,
-                                         self.text_embeddings, self.id_seed)
+                                         self.text_embeddings, self.id_seed, train_sequences,
+                                         self.collaborative_weight, self.collaborative_dim)
             self.set_semantic_ids(ids)
         return self.semantic_ids
 

@@ -83,7 +83,8 @@ class GenerativeTask(RankingTask):
                 f"(the data module builds '{datamodule.objective}' batches)"
             )
         if hasattr(self.model, "prepare_semantic_ids"):
-            self.model.prepare_semantic_ids(datamodule.dataset)
+            train = datamodule.split.train if hasattr(datamodule, "split") else None
+            self.model.prepare_semantic_ids(datamodule.dataset, train)
         self._setup_evaluator(datamodule.n_items, datamodule.item_popularity())
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
