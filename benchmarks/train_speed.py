@@ -130,8 +130,11 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     from recsys.data import SequenceDataModule
     from recsys.losses import FullSoftmaxCE
     from recsys.models import BERT4Rec, SASRec
+    from recsys.runtime import tune_cpu_allocator
     from recsys.tasks import RetrievalTask
 
+    # What the `recsys` command does at start (RECSYS_MALLOC_TUNING=0 turns it off).
+    args.allocator_tuned = tune_cpu_allocator()
     torch.set_num_threads(args.threads)
     cloze = args.model == "bert4rec"
     data = SequenceDataModule(
@@ -212,7 +215,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
     trainer = pl.Trainer(
         max_epochs=args.max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
-        default_root_dir=str(WORK),
+        default_root_dir=str(WORK), precision=args.precision,
     )
     setup_s = time.perf_counter() - started
     trainer.fit(task, datamodule=data)
@@ -235,6 +238,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "setup_s": setup_s, "threads": args.threads,
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
         "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
+        "precision": args.precision, "allocator_tuned": args.allocator_tuned,
     }
 
 
@@ -298,7 +302,8 @@ def common_flags(args: argparse.Namespace) -> list[str]:
     return ["--threads", str(args.threads), "--seed", str(args.seed), "--max-len", str(args.max_len),
             "--hidden-size", str(args.hidden_size), "--n-layers", str(args.n_layers), "--n-heads",
             str(args.n_heads), "--dropout", str(args.dropout), "--attn-dropout", str(args.attn_dropout),
-            "--mask-ratio", str(args.mask_ratio), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+            "--mask-ratio", str(args.mask_ratio), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+            "--precision", args.precision]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -471,10 +476,10 @@ def drive(args: argparse.Namespace) -> None:
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     epochs = parse_epochs(args.recbole_epochs, datasets)
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
-    overrides = dict(item.split("=", 1) for item in args.tuned.split(",")) if args.tuned else {}
-    unknown = set(overrides) - {"batch_size", "lr"}
+    variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
+    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision"}
     if unknown:
-        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size and lr can differ")
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr and precision can differ")
     json_path = RESULTS / f"{args.out}.json"
     saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
     previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole
@@ -566,15 +571,16 @@ def drive(args: argparse.Namespace) -> None:
             ours["load_average_after"] = os.getloadavg()
             pair["recsys"] = ours
             save()
-            if overrides:
+            for number, overrides in enumerate(variants, start=1):
                 flags = common_flags(args)
                 for key, value in overrides.items():
                     flags[flags.index("--" + key.replace("_", "-")) + 1] = value
                 label = "recsys tuned (" + ", ".join(f"{k} {v}" for k, v in overrides.items()) + "; RecBole keeps its own)"
-                out = WORK / f"recsys-{dataset}-{model}-tuned.json"
+                key = "recsys_tuned" if number == 1 else f"recsys_tuned_{number}"
+                out = WORK / f"recsys-{dataset}-{model}-tuned-{number}.json"
                 tuned = run_child([*worker, "--json-out", str(out), *flags, "--label", label], out)
                 tuned["load_average_after"] = os.getloadavg()
-                pair["recsys_tuned"] = tuned
+                pair[key] = tuned
                 save()
                 log(f"{label} reached={tuned['reached']} in {fmt(tuned['time_to_target_s'])} s")
             log(f"recsys reached={ours['reached']} in {fmt(ours['time_to_target_s'])} s "
@@ -615,6 +621,8 @@ def main() -> None:
     parser.add_argument("--mask-ratio", type=float, default=0.2, help="BERT4Rec mask ratio")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--precision", default="32-true",
+                        help="recsys Trainer precision (RecBole always runs fp32); --tuned precision=bf16-mixed adds a row")
     parser.add_argument("--out", default="train_speed", help="results file stem in benchmarks/results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the .md from the existing results JSON and exit")
@@ -627,9 +635,10 @@ def main() -> None:
     parser.add_argument("--probe-steps", type=int, default=15, help=argparse.SUPPRESS)
     parser.add_argument("--sampler", choices=["shuffle", "length-grouped"], default="shuffle",
                         help="recsys training batches: shuffled windows (the data module's default) or length-grouped")
-    parser.add_argument("--tuned", default="",
-                        help="also run recsys with its own batch size / lr, e.g. 'batch_size=32,lr=0.002' (RecBole "
-                             "keeps the shared ones); reported as a separate, clearly labelled row")
+    parser.add_argument("--tuned", action="append",
+                        help="also run recsys with its own batch size / lr / precision, e.g. 'batch_size=32,lr=0.002' "
+                             "(RecBole keeps the shared ones); reported as a separate, clearly labelled row; repeat "
+                             "for more rows")
     parser.add_argument("--label", default="recsys", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
