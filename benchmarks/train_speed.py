@@ -63,6 +63,10 @@ ROOT = HERE.parent
 WORK = HERE / ".work" / "train_speed"
 RESULTS = HERE / "results"
 PEAK_FP32_GFLOPS = 90.0
+# RecBole's training epoch on a quiet machine, from ../shared/BENCHMARKS.md (RecBole 1.2.1, these hyperparameters;
+# its thread count is not stated there): this benchmark's own RecBole runs shared the cores with other jobs, so the
+# goal is judged against the quiet time too (the larger of the two ratios).
+QUIET_RECBOLE_EPOCH_S = {("ml-100k", "SASRec"): 125.8, ("ml-100k", "BERT4Rec"): 135.2}
 DATASETS = ("ml-100k", "amazon-beauty")
 MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 DEFAULT_RECBOLE_EPOCHS = "ml-100k=3,amazon-beauty=2"
@@ -373,8 +377,9 @@ def render(report: dict[str, Any]) -> str:
         "## Time to RecBole's best validation NDCG@10",
         "",
         "| dataset | model | RecBole best val NDCG@10 (epoch) | RecBole time to best, s | recsys run | recsys val "
-        "NDCG@10 reached | recsys time to reach, s (epochs) | ratio | goal (<= 0.10) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "NDCG@10 reached | recsys time to reach, s (epochs) | ratio | RecBole quiet time to best, s | ratio to quiet | "
+        "goal (<= 0.10 against the larger ratio) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in report["runs"]:
         rb = pair.get("recbole")
@@ -383,17 +388,24 @@ def render(report: dict[str, Any]) -> str:
         for label, ours in _variants(pair) or [("recsys", None)]:
           head = f"| {pair['dataset']} | {rb['model']} | {rb['best_valid_ndcg@10']:.4f} ({rb['best_epoch']}) | " \
                  f"{rb['time_to_best_s']:.1f} | {label} |"
+          quiet_epoch = QUIET_RECBOLE_EPOCH_S.get((pair["dataset"], rb["model"]))
+          # quiet epochs to the best, plus the validations as measured (a small share)
+          quiet = None if quiet_epoch is None else quiet_epoch * rb["best_epoch"] + sum(
+              e.get("valid_s", 0.0) for e in rb.get("epochs", [])[: rb["best_epoch"]])
+          quiet_cells = "- | -" if quiet is None else f"{quiet:.1f} | {{:.3f}}"
           if not ours:
-              lines.append(head + " (not run) | | | |")
+              lines.append(head + " (not run) | | | | | |")
           elif ours["reached"]:
               ratio = ours["time_to_target_s"] / rb["time_to_best_s"]
+              worst = ratio if quiet is None else max(ratio, ours["time_to_target_s"] / quiet)
               reached = ours["epochs"][ours["epochs_to_target"] - 1]["valid_ndcg@10"]
               lines.append(head + f" {reached:.4f} | {ours['time_to_target_s']:.1f} ({ours['epochs_to_target']}) | "
-                           f"{ratio:.3f} | {'met' if ratio <= 0.10 else 'NOT met'} |")
+                           f"{ratio:.3f} | " + quiet_cells.format(ours["time_to_target_s"] / (quiet or 1.0))
+                           + f" | {'met' if worst <= 0.10 else 'NOT met'} |")
           else:
               lines.append(head + f" not reached: best {ours['best_valid_ndcg@10']:.4f} (epoch {ours['best_epoch']}) "
                            f"| stopped at {ours['total_s']:.1f} ({len(ours['epochs'])}) | > "
-                           f"{ours['total_s'] / rb['time_to_best_s']:.2f} | NOT met |")
+                           f"{ours['total_s'] / rb['time_to_best_s']:.2f} | {quiet_cells.format(float('nan'))} | NOT met |")
     lines += [
         "",
         "## Throughput",
