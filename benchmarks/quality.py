@@ -99,7 +99,13 @@ NOTES = [
     "Labels: `ce-d64-grouped` = the shipped configs (full softmax CE, d=64; SASRec 2 layers, 2 heads, dropout 0.5) with "
     "length-grouped batches; `ss256-d64-1l` = configs/sasrec/amazon-beauty-ss.yaml, the best published row's own "
     "recipe (SASRec+SS in the eSASRec paper's repository: sampled softmax over 256 uniform negatives per position, "
-    "d=64, 1 block, 1 head, dropout 0.2, lr 1e-3).",
+    "d=64 as its README gives it, 1 block, 1 head, dropout 0.2, lr 1e-3).",
+    "Width: the repository's leave-one-out config for the S3 datasets (configs/paper/loo/s3_vanilla.yaml) sets "
+    "n_factors 256, not 64. A probe with `--extra \"--model.init_args.model.init_args.hidden_size 256\"` on "
+    "amazon-beauty-ss (label ss256-d256-1l, stopped by hand after 10 epochs, 25 min, 1 thread) reached val NDCG@10 "
+    ".0247, .0365, .0418, .0448, .0454 at epochs 1, 3, 5, 7, 9, the curve of d=64 (.0193, .0332, .0432, .0456, "
+    ".0446): width is not the gap either. That repository's trainer stops on validation Recall@10 with patience 5 "
+    "and filters seen items in validation (not probed here).",
     "The sampled-softmax recipe learns faster (val NDCG@10 .046 at epoch 7 against .029 for full CE) but peaks "
     "there and declines; with `item_dropout: 0.2` (dropout on the scored item table, as RecTools applies it) a "
     "30-epoch probe held val NDCG@10 at .0449-.0458 from epoch 9 on, still below full CE's best .0499, so the "
