@@ -226,6 +226,8 @@ def main() -> None:
     parser.add_argument("--skip-test", action="store_true", help="reuse the last test under --work (implies --skip-fit)")
     parser.add_argument("--latency-users", type=int, default=512)
     parser.add_argument("--latency-single", type=int, default=50)
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="arguments added to every recsys call of the run (fit, validate, test); name the variant with --label")
     parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json")
     args = parser.parse_args()
     if args.report_only:
@@ -237,7 +239,8 @@ def main() -> None:
     args.work = args.work or REPO / "benchmarks" / ".work" / "tiger-quality" / name
     data = ensure_data(args.data)
     run = args.work / "run"
-    common = ["--config", str(args.config), "--data.path", str(data), "--trainer.enable_progress_bar", "false"]
+    common = ["--config", str(args.config), "--data.path", str(data), "--trainer.enable_progress_bar", "false",
+              *args.extra]
     record: dict[str, object] = {}
     load_start = os.getloadavg()[0]
     args.skip_fit = args.skip_fit or args.skip_test
