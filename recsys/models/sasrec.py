@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recsys.models.blocks import Activation, SequenceEncoder
+from recsys.models.blocks import Activation, Dropout, SequenceEncoder
 
 
 class SASRec(nn.Module):
@@ -64,7 +64,7 @@ class SASRec(nn.Module):
             activation=activation,
             causal=True,
         )
-        self.item_dropout = nn.Dropout(item_dropout)
+        self.item_dropout = Dropout(item_dropout)
 
     def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
         """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t]."""
