@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-from recsys.runtime import tune_cpu_allocator
-
 PROBE = """
 import ctypes, json, sys
 from recsys.runtime import tune_cpu_allocator
@@ -56,7 +54,3 @@ def test_environment_variable_turns_the_setting_off() -> None:
     assert result["applied"] is False
     assert result["mmapped_bytes"] >= 256 << 20
 
-
-def test_off_switch_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECSYS_MALLOC_TUNING", "off")
-    assert tune_cpu_allocator() is False

@@ -59,14 +59,14 @@ def collaborative_embeddings(
     degree = torch.zeros(n_items + 1).index_add_(0, counts.indices()[0], counts.values())
     scale = torch.where(degree > 0, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
     i, j = counts.indices()
-    normalised = torch.sparse_coo_tensor(
-        counts.indices(), counts.values() * scale[i] * scale[j], counts.shape, check_invariants=False
+    normalised = torch.sparse_coo_tensor(  # same (coalesced) pattern as counts, so no second coalesce
+        counts.indices(), counts.values() * scale[i] * scale[j], counts.shape, check_invariants=False, is_coalesced=True
     )
     rank = max(1, min(dim, n_items - 1))
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        u, s, _ = torch.svd_lowrank(normalised.coalesce(), q=rank, niter=6)
+        u, s, _ = torch.svd_lowrank(normalised, q=rank, niter=6)
     finally:
         torch.random.set_rng_state(generator_state)
     vectors = (u * s.clamp_min(0).sqrt())[1:].numpy().astype(np.float32)
