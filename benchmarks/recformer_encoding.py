@@ -74,7 +74,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     started = time.perf_counter()
-    tokens = tokenize_items(texts, AutoTokenizer.from_pretrained(model.backbone_path), model.tokens_per_item)
+    tokens = tokenize_items(texts, AutoTokenizer.from_pretrained(model.backbone_path), model.tokens_per_item,
+                            model.item_format)
     tokenize_s = time.perf_counter() - started
     del texts
     model.set_item_tokens(tokens)

@@ -72,6 +72,23 @@ def test_item_tokens_have_key_value_types_and_respect_tokens_per_item() -> None:
     assert tokens.ids[3].tolist() == [color] + [vocab.ids[w] for w in ("very", "dark", "blue", "green")]  # cut at 5
 
 
+def test_text_format_keeps_punctuation_and_closes_each_item_with_sep() -> None:
+    vocab = _Vocab()
+    tokens = tokenize_items(["brand: acme; color: red", "size: very large indeed"], vocab, 6, "text", sep_id=102)
+    brand, colon, acme, semi = vocab.ids["brand"], vocab.ids[":"], vocab.ids["acme"], vocab.ids[";"]
+    assert tokens.ids[1].tolist() == [brand, colon, acme, semi, vocab.ids["color"], 102]  # cut, [SEP] kept
+    assert tokens.types[1].tolist() == [KEY_TYPE, KEY_TYPE, VALUE_TYPE, VALUE_TYPE, KEY_TYPE, 0]
+    size, very, large = vocab.ids["size"], vocab.ids["very"], vocab.ids["large"]
+    assert tokens.ids[2].tolist() == [size, colon, very, large, vocab.ids["indeed"], 102]
+    assert tokens.lengths.tolist() == [0, 6, 6]
+    short = tokenize_items(["a: b"], vocab, 6, "text", sep_id=102)  # the last value gets no ';'
+    assert short.ids[1].tolist() == [vocab.ids["a"], colon, vocab.ids["b"], 102, 0, 0] and short.lengths[1] == 4
+    with pytest.raises(ValueError, match="sep_token_id"):
+        tokenize_items(["a: b"], vocab, 6, "text")
+    with pytest.raises(ValueError, match="item_format='words'"):
+        tokenize_items(["a: b"], vocab, 6, "words")  # type: ignore[arg-type]
+
+
 def test_user_tokens_most_recent_first_with_item_positions_and_budget() -> None:
     vocab = _Vocab()
     tokens = tokenize_items(["a: x", "b: y z", "c: w"], vocab, 4)  # lengths 2, 3, 2
@@ -131,6 +148,25 @@ def test_pretrained_backbone_matches_plain_transformers(minilm: Path) -> None:
     torch.testing.assert_close(vector, mean / mean.norm(dim=-1, keepdim=True), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="n_layers=7"):
         Recformer(n_items=2, n_layers=7)
+
+
+def test_text_format_item_vector_is_the_plain_sentence_embedding(minilm: Path) -> None:
+    """With item_format='text' and mean pooling, an item embeds exactly as MiniLM embeds its text as a sentence."""
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = ["brand: OPI; categories: Makeup, Nails", "brand: Maybelline; categories: Beauty, Makeup, Face, Foundation"]
+    model = Recformer(n_items=2, n_layers=1, pooling="mean", tokens_per_item=32, item_format="text").eval()
+    model.set_item_tokens(tokenize_items(texts, AutoTokenizer.from_pretrained(minilm), 32, "text"))
+    plain = AutoModel.from_pretrained(minilm)
+    plain.encoder.layer = plain.encoder.layer[:1]
+    plain.eval()
+    encoded = AutoTokenizer.from_pretrained(minilm)(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = plain(**encoded).last_hidden_state
+        mask = encoded["attention_mask"].unsqueeze(-1).float()
+        expected = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+        vectors = model.encode_items(torch.tensor([1, 2]))
+    torch.testing.assert_close(vectors, expected, rtol=1e-5, atol=1e-5)
 
 
 def _tiny(n_items: int, **kw: object) -> Recformer:
