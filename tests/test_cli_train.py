@@ -156,3 +156,41 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Pa
     assert last["epoch"] == 2 and last["global_step"] == 3 * best_state["global_step"]
     # Stored under ModelCheckpoint's state key, so older checkpoints and plain Lightning resume it alike.
     assert any(key.startswith("ModelCheckpoint{") for key in last["callbacks"]), list(last["callbacks"])
+
+
+def test_model_overrides_read_dotted_arguments_and_short_forms() -> None:
+    from recsys.tasks.cli import model_overrides
+
+    argv = ["test", "--config", "c.yaml", "--model.init_args.exclude_seen", "true", "--model.lr=0.01",
+            "--model.model.init_args.n_layers", "6", "--model.init_args.ks", "[5, 10]", "--ckpt_path", "x.ckpt"]
+    assert model_overrides(argv) == {"model": {"init_args": {
+        "exclude_seen": True, "lr": 0.01, "ks": [5, 10], "model": {"init_args": {"n_layers": 6}}}}}
+    assert model_overrides(["fit", "--trainer.max_epochs", "3"]) == {}
+
+
+def test_command_line_model_arguments_win_over_checkpoint_hyperparameters(
+    prepared_synthetic: Path, tmp_path: Path
+) -> None:
+    """Lightning takes the model section from --ckpt_path's saved hyperparameters; a --model.* argument typed on
+    the same command line (here: rank without the user's own history) must still apply."""
+    root = tmp_path / "run"
+    fitted = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 1, ["--test_after_fit", "false"]),
+        cwd=tmp_path,
+    )
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    protocols = {}
+    for name, extra in (("kept", []), ("excluded", ["--model.init_args.exclude_seen", "true"])):
+        out = tmp_path / name
+        proc = _recsys(
+            ["test", "--config", str(REPO / "configs/sasrec/synthetic.yaml"), "--data.path", str(prepared_synthetic),
+             "--trainer.default_root_dir", str(out), "--ckpt_path", str(root / "checkpoints" / "last.ckpt"),
+             "--trainer.enable_progress_bar", "false", *extra],
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        (metrics_file,) = list(out.rglob("test_metrics.json"))
+        protocols[name] = json.loads(metrics_file.read_text())
+    assert "seen items kept" in protocols["kept"]["protocol"]
+    assert "seen items excluded" in protocols["excluded"]["protocol"]
+    assert protocols["excluded"]["metrics"] != protocols["kept"]["metrics"]

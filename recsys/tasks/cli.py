@@ -9,12 +9,14 @@ configs may use omegaconf interpolation.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import yaml
 from jsonargparse import DefaultHelpFormatter
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -48,7 +50,70 @@ def models_help() -> str:
     return "\n".join(lines)
 
 
+def model_overrides(argv: Sequence[str]) -> dict[str, Any]:
+    """The `--model.*` arguments of a command line as a nested dict, values read as YAML (as jsonargparse does).
+
+    The short forms jsonargparse accepts for subclass arguments (`--model.lr`, `--model.model.init_args.n_layers`)
+    are written out with their `init_args` level, the form a parsed config has.
+    """
+    nested: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token.startswith("--model."):
+            key, eq, value = token[2:].partition("=")
+            if not eq:
+                if i + 1 >= len(argv):
+                    break
+                i += 1
+                value = argv[i]
+            parts = key.split(".")
+            path: list[str] = []
+            for j, part in enumerate(parts):
+                path.append(part)
+                following = parts[j + 1] if j + 1 < len(parts) else None
+                if part == "model" and following not in (None, "init_args", "class_path", "dict_kwargs"):
+                    path.append("init_args")
+            node = nested
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = yaml.safe_load(value)
+        i += 1
+    return nested
+
+
+def _deep_update(target: dict[str, Any], updates: dict[str, Any]) -> None:
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
 class RecsysCLI(LightningCLI):
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        self._argv = list(args) if args is not None else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Like Lightning, take the model's hyperparameters from `--ckpt_path` (so the weights fit the model), but
+        let `--model.*` arguments typed on the same command line win: Lightning's own merge silently dropped them
+        (`recsys test --ckpt_path X --model.init_args.exclude_seen true` tested with seen items kept)."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        import torch
+
+        hparams = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        _deep_update(hparams, model_overrides(getattr(self, "_argv", [])).get("model", {}).get("init_args", {}))
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         parser.epilog = models_help()
