@@ -75,7 +75,7 @@ NOTES = [
     "helps a little and teaches the encoder to use more than the last item; N=3 (the config's) was picked there.",
     "The reverse direction (`fit:pretrain-beauty-minilm6`, 25 minutes on Beauty, same model block): zero-shot on "
     "Toys .0137 / .0055 Recall@10 / NDCG@10 against popularity .0089 / .0049 (MiniLM alone .0069: below popularity, "
-    "a Toys test target shares its text with a median of 11 items, Beauty 10), on Sports .0069 / .0029 against .0090 / .0051 (below "
+    "the text group of a Toys test target has a median of 11 items, Beauty 10), on Sports .0069 / .0029 against .0090 / .0051 (below "
     "popularity). Zero-shot at twice popularity holds only for Sports+Toys -> Beauty on Recall@10 (2.3x; NDCG@10 "
     "1.9x). The same Beauty run tested in-domain (.0287 / .0117) beats the 1-layer fine-tuning config (.0214 / "
     ".0086) and stays far below SASRec (.0842 / .0424).",
