@@ -39,6 +39,23 @@ PUBLISHED: dict[str, list[tuple[str, float, float]]] = {
 }  # fmt: skip
 
 
+def _call(command: list[str], log: Path, threads: int) -> tuple[int, float, list[float]]:
+    """Run a `python -m recsys.cli` command with `threads` torch threads, output into `log`: (exit code, wall
+    seconds, load average 1/5/15 min before and after)."""
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    seconds = time.perf_counter() - started
+    return proc.returncode, seconds, [round(x, 2) for x in (*load_before, *os.getloadavg())]
+
+
+def _shown(command: list[str], threads: int) -> str:
+    """The command as a user types it (`recsys ...`, paths relative to the repository)."""
+    return f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", "")
+
+
 def _run(model: str, dataset: str, config_name: str, prepared_root: Path, max_minutes: float, extra: list[str],
          label: str, threads: int) -> dict:
     config = REPO / "configs" / model / f"{config_name}.yaml"
@@ -56,15 +73,9 @@ def _run(model: str, dataset: str, config_name: str, prepared_root: Path, max_mi
         shutil.rmtree(root)
     log = root.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    with log.open("w") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    seconds = time.perf_counter() - started
-    load_after = os.getloadavg()
-    if proc.returncode != 0:
-        raise SystemExit(f"{model} on {dataset} failed (exit {proc.returncode}); see {log}")
+    returncode, seconds, load = _call(command, log, threads)
+    if returncode != 0:
+        raise SystemExit(f"{model} on {dataset} failed (exit {returncode}); see {log}")
     metrics_file = max(root.rglob("test_metrics.json"), key=lambda p: p.stat().st_mtime)
     record = json.loads(metrics_file.read_text())
     epochs, best_epoch = _epochs(root)
@@ -72,8 +83,7 @@ def _run(model: str, dataset: str, config_name: str, prepared_root: Path, max_mi
         "model": model, "dataset": dataset, "label": label, "seconds": round(seconds, 1), "epochs": epochs,
         "best_epoch": best_epoch, "work": str(root.relative_to(REPO)),
         "capped": max_minutes, "protocol": record["protocol"], "metrics": record["metrics"], "threads": threads,
-        "load": [round(x, 2) for x in (*load_before, *load_after)],
-        "command": f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
+        "load": load, "command": _shown(command, threads),
     }  # fmt: skip
 
 
@@ -98,21 +108,19 @@ def _retest_excluding_seen(run: dict, threads: int) -> dict:
         "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
     root.mkdir(parents=True)
-    load_before = os.getloadavg()
-    with (root / "run.log").open("w") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                              env={**os.environ, "OMP_NUM_THREADS": str(threads)})
-    if proc.returncode != 0:
-        raise SystemExit(f"testing {work} again failed (exit {proc.returncode}); see {root / 'run.log'}")
+    returncode, _, load = _call(command, root / "run.log", threads)
+    if returncode != 0:
+        raise SystemExit(f"testing {work} again failed (exit {returncode}); see {root / 'run.log'}")
     record = json.loads(next(root.rglob("test_metrics.json")).read_text())
     if "seen items excluded" not in record["protocol"]:
         raise SystemExit(f"{root}: the test ran with '{record['protocol']}', not with seen items excluded")
     return {
         **{k: run[k] for k in ("model", "dataset", "seconds", "epochs", "best_epoch", "capped", "threads") if k in run},
-        "label": f"{run.get('label', 'config')}, seen excluded", "work": str(root.relative_to(REPO)),
+        # `work` stays the training folder (where --recount reads the epochs); the re-test has its own folder.
+        "label": f"{run.get('label', 'config')}, seen excluded", "work": run["work"],
+        "test_work": str(root.relative_to(REPO)),
         "protocol": record["protocol"], "metrics": record["metrics"],
-        "load": [round(x, 2) for x in (*load_before, *os.getloadavg())],
-        "command": f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", ""),
+        "load": load, "command": _shown(command, threads),
     }
 
 

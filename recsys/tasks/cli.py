@@ -109,7 +109,7 @@ class RecsysCLI(LightningCLI):
         hparams.pop("_instantiator", None)
         if not hparams:
             return
-        _deep_update(hparams, model_overrides(getattr(self, "_argv", [])).get("model", {}).get("init_args", {}))
+        _deep_update(hparams, model_overrides(self._argv).get("model", {}).get("init_args", {}))
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
         self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
