@@ -303,11 +303,16 @@ def recbole_flops(run: dict[str, Any], args: argparse.Namespace) -> float:
 
 
 def common_flags(args: argparse.Namespace) -> list[str]:
+    """Flags every worker takes: RecBole's runner gets these; recsys workers add `recsys_flags`."""
     return ["--threads", str(args.threads), "--seed", str(args.seed), "--max-len", str(args.max_len),
             "--hidden-size", str(args.hidden_size), "--n-layers", str(args.n_layers), "--n-heads",
             str(args.n_heads), "--dropout", str(args.dropout), "--attn-dropout", str(args.attn_dropout),
-            "--mask-ratio", str(args.mask_ratio), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-            "--precision", args.precision]
+            "--mask-ratio", str(args.mask_ratio), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+
+
+def recsys_flags(args: argparse.Namespace) -> list[str]:
+    """recsys workers also take a precision (RecBole always trains in fp32)."""
+    return [*common_flags(args), "--precision", args.precision]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -537,7 +542,7 @@ def drive(args: argparse.Namespace) -> None:
             runs = []
             for threads in args.probe_threads:
                 out = WORK / f"probe-{threads}.json"
-                flags = common_flags(args)
+                flags = recsys_flags(args)
                 flags[1] = str(threads)
                 runs.append(run_child([*me, "--worker", "probe", "--prepared", str(prepared), "--model", "sasrec",
                                        "--json-out", str(out), *flags, "--probe-steps", "15"], out))
@@ -581,12 +586,12 @@ def drive(args: argparse.Namespace) -> None:
             worker = [*me, "--worker", "recsys", "--prepared", str(prepared), "--model", model, "--target",
                       repr(target), "--time-cap", repr(cap), "--max-epochs", str(args.max_epochs)]
             out = WORK / f"recsys-{dataset}-{model}.json"
-            ours = run_child([*worker, "--json-out", str(out), *common_flags(args)], out)
+            ours = run_child([*worker, "--json-out", str(out), *recsys_flags(args)], out)
             ours["load_average_after"] = os.getloadavg()
             pair["recsys"] = ours
             save()
             for number, overrides in enumerate(variants, start=1):
-                flags = common_flags(args)
+                flags = recsys_flags(args)
                 for key, value in overrides.items():
                     flags[flags.index("--" + key.replace("_", "-")) + 1] = value
                 label = "recsys tuned (" + ", ".join(f"{k} {v}" for k, v in overrides.items()) + "; RecBole keeps its own)"
