@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from recsys.data.sampling import LengthGroupedBatches
+from recsys.data.sampling import EpochBatches, LengthGroupedBatches, ResumableLoader
 
 
 def test_every_index_once_per_epoch_in_a_new_order() -> None:
@@ -35,3 +36,62 @@ def test_datamodule_shuffles_plainly_unless_grouping_is_asked(prepared_synthetic
     grouped = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=32, length_grouped=True, length_pool=4)
     sampler = grouped.train_dataloader().batch_sampler
     assert isinstance(sampler, LengthGroupedBatches) and sampler.pool == 32 * 4
+
+
+def _epoch(sampler: EpochBatches) -> list[list[int]]:
+    return list(sampler)
+
+
+def test_epoch_order_is_a_function_of_seed_and_epoch() -> None:
+    a, b = EpochBatches(1000, 64, seed=5), EpochBatches(1000, 64, seed=5)
+    first, second = _epoch(a), _epoch(a)
+    assert len(first) == len(a) == 16 and first != second
+    for epoch in (first, second):
+        assert sorted(i for batch in epoch for i in batch) == list(range(1000))
+    b.set_epoch(1)
+    assert _epoch(b) == second  # a fresh sampler told "epoch 1" draws what the first drew second
+    assert _epoch(EpochBatches(1000, 64, seed=6)) != first
+
+
+def test_start_at_continues_the_interrupted_epoch_then_moves_on() -> None:
+    for sampler, again in (
+        (EpochBatches(500, 32, seed=1), EpochBatches(500, 32, seed=1)),
+        (LengthGroupedBatches(np.arange(500) % 50 + 1, 32, seed=1, pool_batches=4),
+         LengthGroupedBatches(np.arange(500) % 50 + 1, 32, seed=1, pool_batches=4)),
+    ):  # fmt: skip
+        full = [_epoch(sampler) for _ in range(3)]
+        again.start_at(1, 5)
+        assert _epoch(again) == full[1][5:]
+        assert _epoch(again) == full[2]
+
+
+def test_ranks_split_each_epoch_evenly_and_cover_every_row() -> None:
+    shards = [EpochBatches(1003, 50, seed=2, world=4, rank=r) for r in range(4)]
+    epochs = [_epoch(s) for s in shards]
+    assert len({len(e) for e in epochs}) == 1 and len(shards[0]) == len(epochs[0])
+    rows = [i for e in epochs for batch in e for i in batch]
+    assert set(rows) == set(range(1003)) and len(rows) == 4 * 251  # 1,003 wrapped round to 1,004
+    assert all(_epoch(s) != e for s, e in zip(shards, epochs, strict=True))  # next epoch: new shards
+
+
+def test_loader_state_resumes_after_the_batches_handed_out() -> None:
+    def loader() -> ResumableLoader:
+        return ResumableLoader(list(range(300)), EpochBatches(300, 32, seed=4), collate_fn=lambda rows: rows)
+
+    reference = loader()
+    epochs = [list(reference) for _ in range(2)]
+    interrupted = loader()
+    taken = []
+    for batch in interrupted:
+        taken.append(batch)
+        if len(taken) == 4:
+            break
+    state = interrupted.state_dict()
+    assert state == {"epoch": 0, "batch": 4}
+    resumed = loader()
+    resumed.load_state_dict(state)
+    assert taken + list(resumed) == epochs[0]
+    assert resumed.state_dict() == {"epoch": 1, "batch": 0}  # an epoch-end checkpoint starts the next epoch
+    assert list(resumed) == epochs[1]
+    with pytest.raises(KeyError, match="batch"):
+        loader().load_state_dict({"epoch": 0})

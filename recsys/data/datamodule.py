@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator, TrainWindows
 from recsys.data.contract import PreparedDataset, read_prepared
-from recsys.data.sampling import LengthGroupedBatches
+from recsys.data.sampling import EpochBatches, LengthGroupedBatches, ResumableLoader
 from recsys.data.sequences import Sequences
 from recsys.data.split import EvalSplit, LeaveOneOut, leave_one_out
 
@@ -71,6 +70,8 @@ class SequenceDataModule(pl.LightningDataModule):
         self.seed = seed
         self._dataset: PreparedDataset | None = None
         self._split: LeaveOneOut | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._resume_at: dict[str, int] | None = None
 
     @property
     def dataset(self) -> PreparedDataset:
@@ -120,20 +121,28 @@ class SequenceDataModule(pl.LightningDataModule):
         else:
             collate = ClozeCollator(train, self.max_len, self.mask_token, self.mask_prob, self.seed, windows)
         world, rank = self._world()
-        if world > 1:
-            sampler = DistributedSampler(rows.tolist(), num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-            return DataLoader(
-                rows.tolist(), batch_size=self.batch_size, sampler=sampler, collate_fn=collate,
-                num_workers=self.num_workers,
+        if self.length_grouped:
+            lengths = np.minimum(windows.ends - train.offsets[windows.rows], self.max_len + 1)
+            sampler: EpochBatches = LengthGroupedBatches(
+                lengths, self.batch_size, seed=self.seed, pool_batches=self.length_pool, world=world, rank=rank
             )
-        if not self.length_grouped:
-            return DataLoader(
-                rows.tolist(), batch_size=self.batch_size, shuffle=True, collate_fn=collate,
-                num_workers=self.num_workers, generator=torch.Generator().manual_seed(self.seed),
-            )  # fmt: skip
-        lengths = np.minimum(windows.ends - train.offsets[windows.rows], self.max_len + 1)
-        sampler = LengthGroupedBatches(lengths, self.batch_size, seed=self.seed, pool_batches=self.length_pool)
-        return DataLoader(rows.tolist(), batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+        else:
+            sampler = EpochBatches(len(windows), self.batch_size, seed=self.seed, world=world, rank=rank)
+        loader = ResumableLoader(rows.tolist(), sampler, collate_fn=collate, num_workers=self.num_workers)
+        if self._resume_at is not None:
+            loader.load_state_dict(self._resume_at)
+            self._resume_at = None
+        self._train_loader = loader
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands in its epoch's batch order. Lightning restores a datamodule's state before it
+        builds the training loader (its own loader-state restore comes too late when the optimiser setup has
+        already asked for the loader's length), so `--ckpt_path` resumes the interrupted epoch exactly."""
+        return {} if self._train_loader is None else {"train_batches": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume_at = state_dict.get("train_batches")
 
     def _world(self) -> tuple[int, int]:
         """(world size, rank) of the attached trainer; the CLI turns Lightning's own sampler replacement off
