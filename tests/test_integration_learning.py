@@ -55,7 +55,10 @@ def test_sasrec_beats_popularity_on_ml100k(ml100k_causal: SequenceDataModule, tm
 def test_bert4rec_beats_popularity_on_synthetic(prepared_synthetic: Path) -> None:
     # BERT4Rec's cloze objective needs many epochs on real data (the published reproductions train it for
     # hundreds); the synthetic data's planted transitions show within a few whether it learns at all.
-    data = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=64, objective="cloze", mask_prob=0.3)
+    # Packed batches here (SASRec above trains unpacked), so Lightning trains through the packed path too.
+    data = SequenceDataModule(
+        str(prepared_synthetic), max_len=20, batch_size=64, objective="cloze", mask_prob=0.3, packed=True
+    )
     data.setup("fit")
     model = BERT4Rec(data.n_items, hidden_size=32, n_layers=2, n_heads=2, max_len=20, dropout=0.1)
     ours = _fit_and_test(model, data, epochs=20)

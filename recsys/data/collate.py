@@ -5,7 +5,10 @@ Batch keys (the wall between data and models):
 - `targets` LongTensor [B, L] (training): the item each position must predict, 0 where nothing is predicted;
 - `target` LongTensor [B] (evaluation): the held-out item, -1 when there is none (scoring what comes next);
 - `row` LongTensor [B]: the row in the split, to look up the user's full history (seen-item exclusion);
-- `user_idx` LongTensor [B].
+- `user_idx` LongTensor [B];
+- `segments`, `positions` LongTensor [R, W] (packed training batches only): several windows share a row;
+  `segments` numbers them 1, 2, ... within the row (0 = padding) and attention stays inside a segment;
+  `positions` counts each segment's items from its most recent one. `row` and `user_idx` stay per window.
 """
 
 from __future__ import annotations
@@ -26,6 +29,40 @@ def trim_padding(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
     real = columns[0] != 0
     first = int(real.any(axis=0).argmax()) if real.any() else columns[0].shape[1] - 1
     return tuple(np.ascontiguousarray(c[:, first:]) for c in columns)
+
+
+def pack_windows(item_seq: np.ndarray, targets: np.ndarray, width: int) -> dict[str, np.ndarray]:
+    """Pack left-padded windows (real items contiguous at the right) several to a row of `width` columns.
+
+    Amazon windows hold 6 items on average against 50 columns, so most of a plain batch is padding that every
+    layer computes. Windows are placed first-fit in decreasing length order; each keeps its own positions and
+    attends only within itself, so the model computes the same outputs at every real position.
+    """
+    lengths = (item_seq != 0).sum(axis=1)
+    free: list[int] = []  # free columns per packed row
+    placed: list[list[int]] = []  # window indices per packed row, in placement order
+    for window in np.argsort(-lengths, kind="stable"):
+        need = int(lengths[window])
+        row = next((r for r, room in enumerate(free) if room >= need), None)
+        if row is None:
+            free.append(width)
+            placed.append([])
+            row = len(free) - 1
+        free[row] -= need
+        placed[row].append(int(window))
+    columns = width - min(free) if free else 1
+    out = {name: np.zeros((len(placed), columns), dtype=np.int64) for name in ("item_seq", "targets", "segments", "positions")}
+    for row, windows in enumerate(placed):
+        end = columns  # segments fill the row from the right, the first placed rightmost
+        for segment, window in enumerate(windows, start=1):
+            n = int(lengths[window])
+            span = slice(end - n, end)
+            out["item_seq"][row, span] = item_seq[window, -n:]
+            out["targets"][row, span] = targets[window, -n:]
+            out["segments"][row, span] = segment
+            out["positions"][row, span] = np.arange(n - 1, -1, -1)
+            end -= n
+    return out
 
 
 class TrainWindows:
@@ -57,10 +94,13 @@ class CausalCollator:
     Collators take window indices (into `TrainWindows`) and build the whole batch with array ops.
     """
 
-    def __init__(self, sequences: Sequences, max_len: int, windows: TrainWindows | None = None) -> None:
+    def __init__(
+        self, sequences: Sequences, max_len: int, windows: TrainWindows | None = None, pack: bool = False
+    ) -> None:
         self.sequences = sequences
         self.max_len = max_len
         self.plan = windows or TrainWindows(sequences, max_len, "last")
+        self.pack = pack
 
     def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = np.asarray(indices, dtype=np.int64)
@@ -71,12 +111,7 @@ class CausalCollator:
         item_seq, targets = trim_padding(item_seq, targets)
         if self.plan.last_target_only:
             targets[:, :-1] = 0
-        return {
-            "item_seq": torch.from_numpy(np.ascontiguousarray(item_seq)),
-            "targets": torch.from_numpy(np.ascontiguousarray(targets)),
-            "row": torch.from_numpy(rows_np),
-            "user_idx": torch.from_numpy(self.sequences.users[rows_np]),
-        }
+        return _batch(item_seq, targets, rows_np, self.sequences.users[rows_np], self.max_len if self.pack else None)
 
 
 class ClozeCollator:
@@ -88,7 +123,7 @@ class ClozeCollator:
 
     def __init__(
         self, sequences: Sequences, max_len: int, mask_token: int, mask_prob: float, seed: int = 0,
-        windows: TrainWindows | None = None,
+        windows: TrainWindows | None = None, pack: bool = False,
     ) -> None:
         if not 0.0 < mask_prob < 1.0:
             raise ValueError(f"mask_prob={mask_prob}: expected a value strictly between 0 and 1")
@@ -98,6 +133,7 @@ class ClozeCollator:
         self.mask_prob = mask_prob
         self.rng = np.random.default_rng(seed)
         self.plan = windows or TrainWindows(sequences, max_len, "last")
+        self.pack = pack
 
     def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         index = np.asarray(indices, dtype=np.int64)
@@ -109,12 +145,18 @@ class ClozeCollator:
         mask[none_masked, -1] = real[none_masked, -1]
         item_seq = np.where(mask, self.mask_token, window)
         item_seq, targets = trim_padding(item_seq, np.where(mask, window, 0))
-        return {
-            "item_seq": torch.from_numpy(item_seq),
-            "targets": torch.from_numpy(targets),
-            "row": torch.from_numpy(rows_np),
-            "user_idx": torch.from_numpy(self.sequences.users[rows_np]),
-        }
+        return _batch(item_seq, targets, rows_np, self.sequences.users[rows_np], self.max_len if self.pack else None)
+
+
+def _batch(
+    item_seq: np.ndarray, targets: np.ndarray, rows: np.ndarray, users: np.ndarray, pack_width: int | None
+) -> dict[str, torch.Tensor]:
+    """A training batch as tensors; with `pack_width`, windows packed several to a row (`pack_windows`)."""
+    arrays = {"item_seq": item_seq, "targets": targets}
+    if pack_width is not None:
+        arrays = pack_windows(item_seq, targets, pack_width)
+    batch = {name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in arrays.items()}
+    return {**batch, "row": torch.from_numpy(rows), "user_idx": torch.from_numpy(users)}
 
 
 class EvalCollator:

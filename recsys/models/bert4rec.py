@@ -33,6 +33,7 @@ class BERT4Rec(nn.Module):
     """
 
     objective = "cloze"
+    accepts_packed = True  # forward takes segments/positions (packed training batches)
 
     def __init__(
         self,
@@ -76,10 +77,13 @@ class BERT4Rec(nn.Module):
         """The [MASK] index the cloze collator must write: one past the last item."""
         return self.n_items + 1
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[B, L] left-padded items with [MASK] at some positions -> [B, L, d]; every position sees the
-        whole row, and the output at a masked position predicts the item hidden there (targets[:, t])."""
-        return self.head(self.encoder(item_seq))
+        whole row (its own segment in packed batches), and the output at a masked position predicts the item
+        hidden there (targets[:, t])."""
+        return self.head(self.encoder(item_seq, segments, positions))
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at a [MASK] appended after the most recent item.

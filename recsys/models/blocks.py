@@ -19,14 +19,17 @@ from torch import nn
 Activation = Literal["gelu", "relu"]
 
 
-def attention_mask(item_seq: torch.Tensor, causal: bool) -> torch.Tensor:
+def attention_mask(item_seq: torch.Tensor, causal: bool, segments: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask [B, 1, L, L], True where query i may attend to key j (broadcast over heads).
 
     Keys are real items (index > 0), earlier-or-equal when causal, plus the query itself: without the
-    diagonal a padded query would have no key at all and softmax would return NaN.
+    diagonal a padded query would have no key at all and softmax would return NaN. With `segments` (packed
+    rows, see recsys.data.collate.pack_windows) a query sees only keys of its own segment.
     """
     length = item_seq.shape[1]
     allowed = (item_seq > 0)[:, None, None, :]  # [B, 1, 1, L] keys
+    if segments is not None:
+        allowed = allowed & (segments[:, None, :, None] == segments[:, None, None, :])
     eye = torch.eye(length, dtype=torch.bool, device=item_seq.device)
     allowed = allowed | eye
     if causal:
@@ -205,9 +208,16 @@ class SequenceEncoder(nn.Module):
         )
         self.apply(init_weights)
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask(item_seq, self.causal)
-        x = self.items(item_seq) + self.positions(item_seq.shape[1])
+    def forward(
+        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`segments` and `positions` [B, L] come with packed batches: several windows per row, each attending
+        within itself and counting positions from its own most recent item."""
+        mask = attention_mask(item_seq, self.causal, segments)
+        if positions is None:
+            x = self.items(item_seq) + self.positions(item_seq.shape[1])
+        else:
+            x = self.items(item_seq) + self.positions.embedding(positions)
         x = self.dropout(self.input_norm(x))
         for layer in self.layers:
             x = layer(x, mask)

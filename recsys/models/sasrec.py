@@ -33,6 +33,7 @@ class SASRec(nn.Module):
     """
 
     objective = "causal"
+    accepts_packed = True  # forward takes segments/positions (packed training batches)
 
     def __init__(
         self,
@@ -66,9 +67,12 @@ class SASRec(nn.Module):
         )
         self.item_dropout = Dropout(item_dropout)
 
-    def forward(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t]."""
-        return self.encoder(item_seq)
+    def forward(
+        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t].
+        Packed batches add `segments` and `positions` (see SequenceEncoder.forward)."""
+        return self.encoder(item_seq, segments, positions)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""

@@ -63,6 +63,11 @@ class RetrievalTask(RankingTask):
                 f"{type(self.model).__name__} trains with the '{objective}' objective but the data module "
                 f"builds '{datamodule.objective}' batches: set data.objective: {objective}"
             )
+        if getattr(datamodule, "packed", False) and not getattr(self.model, "accepts_packed", False):
+            raise ValueError(
+                f"data.packed is true but {type(self.model).__name__} cannot read packed batches "
+                "(several windows per row): set data.packed: false"
+            )
         popularity = datamodule.item_popularity()
         if hasattr(self.loss, "set_item_popularity"):
             self.loss.set_item_popularity(torch.as_tensor(popularity))
@@ -70,7 +75,10 @@ class RetrievalTask(RankingTask):
 
     # -- training -------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        hidden = self.model(batch["item_seq"])
+        if "segments" in batch:
+            hidden = self.model(batch["item_seq"], batch["segments"], batch["positions"])
+        else:
+            hidden = self.model(batch["item_seq"])
         targets = batch["targets"]
         mask = targets > 0
         loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings())
