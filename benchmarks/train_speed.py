@@ -31,7 +31,7 @@ What differs, by design of each framework (stated in the results):
 FLOPs (recsys and RecBole alike, forward, counted on the padded batch shapes that are actually computed):
   F = B*L*n_layers*(24*d^2 + 4*L*d) [+ B*L*2*d^2 for BERT4Rec's head] + T*2*d*N
 with B rows, L columns (50 in RecBole; recsys's collators drop columns that are padding in every row, so L
-is each batch's own width), T scored positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per
+is each batch's own width; with --packed true, B is the packed rows, several windows each), T scored positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per
 sample), N items; 24*d^2 = QKV (6d^2) + output projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token,
 4*L*d = QK^T and AV; embedding lookups are gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
 forward). Achieved FLOP/s = training FLOPs / training seconds (data collation and framework overhead
@@ -144,7 +144,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     data = SequenceDataModule(
         args.prepared, max_len=args.max_len, batch_size=args.batch_size, eval_batch_size=1024,
         objective="cloze" if cloze else "causal", mask_prob=args.mask_ratio, train_windows="all", seed=args.seed,
-        length_grouped=args.sampler == "length-grouped",
+        length_grouped=args.sampler == "length-grouped", packed=args.packed == "true",
     )
     data.setup("fit")
     cls = BERT4Rec if cloze else SASRec
@@ -186,10 +186,10 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
             self.flops = 0.0
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-            rows, length = batch["item_seq"].shape
+            rows, length = batch["item_seq"].shape  # packed batches: fewer rows than windows
             targets = int((batch["targets"] > 0).sum())
             self.targets += targets
-            self.windows += rows
+            self.windows += len(batch["row"])
             self.positions += rows * length  # computed positions: rows x columns after the collator's trim
             self.flops += 3 * forward_flops(rows, length, targets, n_items, d, layers, head)
 
@@ -242,7 +242,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "setup_s": setup_s, "threads": args.threads,
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
         "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
-        "precision": args.precision, "allocator_tuned": args.allocator_tuned,
+        "precision": args.precision, "packed": args.packed == "true", "allocator_tuned": args.allocator_tuned,
     }
 
 
@@ -262,7 +262,8 @@ def worker_probe(args: argparse.Namespace) -> dict[str, Any]:
     times = []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        hidden = model(batch["item_seq"])
+        extra = (batch["segments"], batch["positions"]) if "segments" in batch else ()
+        hidden = model(batch["item_seq"], *extra)
         mask = batch["targets"] > 0
         value = loss(hidden[mask], batch["targets"][mask], model.item_embeddings())
         optimizer.zero_grad()
@@ -312,7 +313,7 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 def recsys_flags(args: argparse.Namespace) -> list[str]:
     """recsys workers also take a precision (RecBole always trains in fp32)."""
-    return [*common_flags(args), "--precision", args.precision]
+    return [*common_flags(args), "--precision", args.precision, "--packed", args.packed]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -496,9 +497,9 @@ def drive(args: argparse.Namespace) -> None:
     epochs = parse_epochs(args.recbole_epochs, datasets)
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
     variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
-    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision"}
+    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision", "packed"}
     if unknown:
-        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr and precision can differ")
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision and packed can differ")
     json_path = RESULTS / f"{args.out}.json"
     saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
     previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole
@@ -642,6 +643,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--precision", default="32-true",
                         help="recsys Trainer precision (RecBole always runs fp32); --tuned precision=bf16-mixed adds a row")
+    parser.add_argument("--packed", choices=["true", "false"], default="false",
+                        help="recsys packs each batch's windows several to a row (data.packed: the same batches and "
+                             "outputs without computing padding); --tuned packed=true adds a row")
     parser.add_argument("--out", default="train_speed", help="results file stem in benchmarks/results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the .md from the existing results JSON and exit")
