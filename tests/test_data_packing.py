@@ -1,4 +1,5 @@
-"""Packed training batches: several windows to a row, and the models compute exactly what they compute unpacked."""
+"""Less padding: packed training batches (the models compute exactly what they compute unpacked) and evaluation
+batches ordered by history length (the metrics do not change)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,27 @@ def test_packed_rejects_models_and_windows_that_cannot_use_it(prepared_synthetic
     data = SequenceDataModule(str(prepared_synthetic), max_len=20, packed=True, train_windows="every")
     with pytest.raises(ValueError, match="packed"):
         data.train_dataloader()
+
+
+def test_evaluation_batches_go_shortest_first_and_give_the_same_metrics(prepared_synthetic: Path) -> None:
+    from torch.utils.data import DataLoader
+
+    from recsys.data import SequenceDataModule
+    from recsys.data.collate import EvalCollator
+    from recsys.eval import Evaluator, SampledRanking
+    from recsys.models import SASRec
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20, eval_batch_size=100)
+    split = data.eval_split("test")
+    sorted_rows = [int(r) for b in data.test_dataloader() for r in b["row"]]
+    lengths = np.minimum(split.history.lengths[sorted_rows], 20)
+    assert sorted(sorted_rows) == list(range(len(split))) and (np.diff(lengths) >= 0).all()
+    assert [int(r) for b in data.predict_dataloader() for r in b["row"]] == list(range(len(split)))
+    in_order = DataLoader(list(range(len(split))), batch_size=100, collate_fn=EvalCollator(split, 20))
+    torch.manual_seed(0)
+    model = SASRec(n_items=data.n_items, hidden_size=32, max_len=20)
+    for protocol in (None, SampledRanking(n_negatives=50)):
+        evaluator = Evaluator(n_items=data.n_items, ks=(5, 10), protocol=protocol)
+        a = evaluator.evaluate(model, data.test_dataloader(), split).metrics
+        b = evaluator.evaluate(model, in_order, split).metrics
+        assert a == pytest.approx(b, abs=1e-6)
