@@ -169,6 +169,44 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Pa
     assert any(key.startswith("ModelCheckpoint{") for key in last["callbacks"]), list(last["callbacks"])
 
 
+STOPPER = '''
+import pytorch_lightning as pl
+
+
+class StopAtStep(pl.Callback):
+    """Stops training the way Lightning's Timer does at max_time: should_stop in on_train_batch_end."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+'''
+
+
+def test_last_checkpoint_keeps_steps_after_the_last_validation(prepared_synthetic: Path, tmp_path: Path) -> None:
+    """A run stopped mid-epoch (as max_time stops it: Lightning then validates once more) leaves its final state
+    and its place in the epoch's batch order in last.ckpt, where `--ckpt_path last` goes on from."""
+    import torch
+
+    from recsys.data import SequenceDataModule
+
+    (tmp_path / "stopper.py").write_text(STOPPER)
+    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    per_epoch = len(SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=128).train_dataloader())
+    stop = 2 * per_epoch + per_epoch // 2  # half-way through the third epoch, after two validations
+    root = tmp_path / "run"
+    extra = ["--trainer.callbacks+=stopper.StopAtStep", f"--trainer.callbacks.step={stop}", "--test_after_fit", "false"]
+    proc = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 5, extra), cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == stop
+    assert last["SequenceDataModule"] == {"train_batches": {"epoch": 2, "batch": per_epoch // 2}}
+
+
 def test_model_overrides_read_dotted_arguments_and_short_forms() -> None:
     from recsys.tasks.cli import model_overrides
 

@@ -101,3 +101,16 @@ def test_evaluation_batches_go_shortest_first_and_give_the_same_metrics(prepared
         a = evaluator.evaluate(model, data.test_dataloader(), split).metrics
         b = evaluator.evaluate(model, in_order, split).metrics
         assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_limited_evaluation_keeps_the_first_users_in_split_order(prepared_synthetic: Path) -> None:
+    from types import SimpleNamespace
+
+    from recsys.data import SequenceDataModule
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20, eval_batch_size=64)
+    data.trainer = SimpleNamespace(world_size=1, global_rank=0, limit_val_batches=3, limit_test_batches=0.5)
+    val_rows = [int(r) for b in data.val_dataloader() for r in b["row"]]
+    assert sorted(val_rows) == list(range(3 * 64))  # what Lightning's limit took before the sorting, reordered
+    test_rows = [int(r) for b in data.test_dataloader() for r in b["row"]]
+    assert sorted(test_rows) == list(range(int(16 * 0.5) * 64))  # 1,000 users = 16 batches of 64

@@ -163,13 +163,19 @@ class SequenceDataModule(pl.LightningDataModule):
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
 
-    def _eval_loader(self, split: EvalSplit, by_length: bool = True) -> DataLoader:
+    def _eval_loader(self, split: EvalSplit, limit: int | float | None = None, by_length: bool = True) -> DataLoader:
         """This rank's share of `split`. With `by_length` (validation, test) rows go shortest history first, so
         each batch, trimmed to its longest row, carries little padding: metrics are per-user averages and do not
         depend on the order, and on Amazon data (histories of 7 against windows of 50) encoding the users was
-        most of a validation pass. `recsys predict` keeps the split's order."""
+        most of a validation pass. Under the trainer's `limit_{val,test}_batches` (`limit`) the evaluated users
+        stay the first ones in split order, as without the sorting; only their order changes. `recsys predict`
+        keeps the split's order."""
         world, rank = self._world()
         rows = np.arange(rank, len(split), world)
+        if limit is not None:
+            batches = -(-rows.size // self.eval_batch_size)
+            kept = min(limit, batches) if isinstance(limit, int) else max(int(batches * limit), 1 if limit > 0 else 0)
+            rows = rows[: kept * self.eval_batch_size]
         if by_length:
             rows = rows[np.argsort(np.minimum(split.history.lengths[rows], self.max_len), kind="stable")]
         return DataLoader(
@@ -177,11 +183,15 @@ class SequenceDataModule(pl.LightningDataModule):
             collate_fn=EvalCollator(split, self.max_len), num_workers=self.num_workers,
         )  # fmt: skip
 
+    def _limit(self, name: str) -> int | float | None:
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else getattr(trainer, f"limit_{name}_batches", None)
+
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.valid)
+        return self._eval_loader(self.split.valid, self._limit("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.test)
+        return self._eval_loader(self.split.test, self._limit("test"))
 
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader(self.split.test, by_length=False)
