@@ -31,8 +31,8 @@ What differs, by design of each framework (stated in the results):
 FLOPs (recsys and RecBole alike, forward, counted on the padded batch shapes that are actually computed):
   F = B*L*n_layers*(24*d^2 + 4*L*d) [+ B*L*2*d^2 for BERT4Rec's head] + T*2*d*N
 with B rows, L columns (50 in RecBole; recsys's collators drop columns that are padding in every row, so L
-is each batch's own width; with --packed true, B is the packed rows, several windows each), T scored positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per
-sample), N items; 24*d^2 = QKV (6d^2) + output projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token,
+is each batch's own width; with --packed true, B is the packed rows, several windows each), T scored
+positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per sample), N items; 24*d^2 = QKV (6d^2) + output projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token,
 4*L*d = QK^T and AV; embedding lookups are gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
 forward). Achieved FLOP/s = training FLOPs / training seconds (data collation and framework overhead
 included), set against the machine's measured 90 GFLOP/s fp32 matmul peak.

@@ -48,7 +48,7 @@ def test_fit_writes_checkpoints_logs_and_test_metrics(prepared_synthetic: Path, 
     assert list(root.rglob("events.out.tfevents.*")), "TensorBoard logger wrote nothing"
 
 
-KILLER = '''
+STOPS = '''
 import os
 import pytorch_lightning as pl
 
@@ -62,15 +62,28 @@ class KillAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step >= self.step:
             os._exit(137)
+
+
+class StopAtStep(KillAtStep):
+    """Stops training the way Lightning's Timer does at max_time: should_stop in on_train_batch_end."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
 '''
+
+
+def _with_stops(tmp_path: Path) -> dict[str, str]:
+    """Writes the `stops` callbacks module into tmp_path; the environment that lets `recsys` import it."""
+    (tmp_path / "stops.py").write_text(STOPS)
+    return {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
 def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synthetic: Path, tmp_path: Path) -> None:
     """Killed like `kill -9` in the middle of the second epoch, then `--ckpt_path last`: the resumed run trains on
     exactly the batches the interrupted epoch had left, so (with dropout off, the only other randomness) it ends
     with the weights of a run that was never interrupted."""
-    (tmp_path / "killer.py").write_text(KILLER)
-    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = _with_stops(tmp_path)
     root = tmp_path / "run"
     from recsys.data import SequenceDataModule
 
@@ -80,7 +93,7 @@ def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synth
               "--model.init_args.model.init_args.dropout", "0.0"]  # fmt: skip
     killed = _recsys(
         _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3,
-                  [*common, "--trainer.callbacks+=killer.KillAtStep", f"--trainer.callbacks.step={kill_at}"]),
+                  [*common, "--trainer.callbacks+=stops.KillAtStep", f"--trainer.callbacks.step={kill_at}"]),
         cwd=tmp_path, env=env,
     )  # fmt: skip
     assert killed.returncode == 137, killed.stderr[-3000:]
@@ -169,22 +182,6 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Pa
     assert any(key.startswith("ModelCheckpoint{") for key in last["callbacks"]), list(last["callbacks"])
 
 
-STOPPER = '''
-import pytorch_lightning as pl
-
-
-class StopAtStep(pl.Callback):
-    """Stops training the way Lightning's Timer does at max_time: should_stop in on_train_batch_end."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.step:
-            trainer.should_stop = True
-'''
-
-
 def test_last_checkpoint_keeps_steps_after_the_last_validation(prepared_synthetic: Path, tmp_path: Path) -> None:
     """A run stopped mid-epoch (as max_time stops it: Lightning then validates once more) leaves its final state
     and its place in the epoch's batch order in last.ckpt, where `--ckpt_path last` goes on from."""
@@ -192,12 +189,11 @@ def test_last_checkpoint_keeps_steps_after_the_last_validation(prepared_syntheti
 
     from recsys.data import SequenceDataModule
 
-    (tmp_path / "stopper.py").write_text(STOPPER)
-    env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = _with_stops(tmp_path)
     per_epoch = len(SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=128).train_dataloader())
     stop = 2 * per_epoch + per_epoch // 2  # half-way through the third epoch, after two validations
     root = tmp_path / "run"
-    extra = ["--trainer.callbacks+=stopper.StopAtStep", f"--trainer.callbacks.step={stop}", "--test_after_fit", "false"]
+    extra = ["--trainer.callbacks+=stops.StopAtStep", f"--trainer.callbacks.step={stop}", "--test_after_fit", "false"]
     proc = _recsys(
         _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 5, extra), cwd=tmp_path, env=env
     )

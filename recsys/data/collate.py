@@ -51,7 +51,8 @@ def pack_windows(item_seq: np.ndarray, targets: np.ndarray, width: int) -> dict[
         free[row] -= need
         placed[row].append(int(window))
     columns = width - min(free) if free else 1
-    out = {name: np.zeros((len(placed), columns), dtype=np.int64) for name in ("item_seq", "targets", "segments", "positions")}
+    names = ("item_seq", "targets", "segments", "positions")
+    out = {name: np.zeros((len(placed), columns), dtype=np.int64) for name in names}
     for row, windows in enumerate(placed):
         end = columns  # segments fill the row from the right, the first placed rightmost
         for segment, window in enumerate(windows, start=1):

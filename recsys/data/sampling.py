@@ -46,7 +46,8 @@ class EpochBatches(Sampler[list[int]]):
         return -(-self._shard_size() // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at every epoch start."""
+        """For callers that number epochs themselves. Lightning calls set_epoch on a loader's `sampler`, not on its
+        batch sampler, so under Lightning each iteration simply moves on to the next epoch (see `__iter__`)."""
         self.epoch = epoch
 
     def start_at(self, epoch: int, batch: int) -> None:
@@ -60,7 +61,7 @@ class EpochBatches(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         epoch, skip = self.upcoming()
         self._start = None
-        self.epoch = epoch + 1  # iterated again without set_epoch (outside Lightning): a new order
+        self.epoch = epoch + 1  # the next iteration is the next epoch, in a new order
         rng = np.random.default_rng((self.seed, epoch))
         for batch in self._batches(self._shard(rng), rng)[skip:]:
             yield batch.tolist()
@@ -100,11 +101,12 @@ class LengthGroupedBatches(EpochBatches):
 
 
 class ResumableLoader(DataLoader):
-    """A DataLoader over an `EpochBatches` that Lightning checkpoints and restores mid-epoch.
+    """A DataLoader over an `EpochBatches` whose place in the epoch can be saved and restored.
 
     `state_dict` holds the epoch and the number of batches this loader has handed out in it (Lightning fetches
     sized loaders without prefetching, so at a checkpoint that is the number trained on); `load_state_dict` makes
-    the next iteration continue that epoch's order after them.
+    the next iteration continue that epoch's order after them. SequenceDataModule carries this state in its own
+    state_dict, which Lightning restores in time; having the methods also marks the loader resumable to Lightning.
     """
 
     batch_sampler: EpochBatches
