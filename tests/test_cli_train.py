@@ -79,10 +79,14 @@ def _with_stops(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
-def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synthetic: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("config", ["configs/sasrec/synthetic.yaml", "configs/bert4rec/synthetic.yaml"])
+def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(
+    prepared_synthetic: Path, tmp_path: Path, config: str
+) -> None:
     """Killed like `kill -9` in the middle of the second epoch, then `--ckpt_path last`: the resumed run trains on
-    exactly the batches the interrupted epoch had left, so (with dropout off, the only other randomness) it ends
-    with the weights of a run that was never interrupted."""
+    exactly the batches the interrupted epoch had left, with BERT4Rec's cloze masks as the interrupted run would
+    have drawn them, so (with dropout off, the only other randomness) it ends with the weights of a run that was
+    never interrupted."""
     env = _with_stops(tmp_path)
     root = tmp_path / "run"
     from recsys.data import SequenceDataModule
@@ -92,7 +96,7 @@ def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synth
     common = ["--checkpoint.every_n_train_steps", "2", "--test_after_fit", "false",
               "--model.init_args.model.init_args.dropout", "0.0"]  # fmt: skip
     killed = _recsys(
-        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3,
+        _fit_args(config, prepared_synthetic, root, 3,
                   [*common, "--trainer.callbacks+=stops.KillAtStep", f"--trainer.callbacks.step={kill_at}"]),
         cwd=tmp_path, env=env,
     )  # fmt: skip
@@ -104,7 +108,7 @@ def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synth
     assert state["epoch"] == 1 and per_epoch < state["global_step"] < kill_at + 1, "the kill was not mid-epoch"
     assert state["SequenceDataModule"] == {"train_batches": {"epoch": 1, "batch": state["global_step"] - per_epoch}}
     resumed = _recsys(
-        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 3, [*common, "--ckpt_path", "last"]),
+        _fit_args(config, prepared_synthetic, root, 3, [*common, "--ckpt_path", "last"]),
         cwd=tmp_path, env={"PYTHONWARNINGS": "default"},
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -114,7 +118,7 @@ def test_resume_after_kill_mid_epoch_equals_the_uninterrupted_run(prepared_synth
     assert final["global_step"] == 3 * per_epoch
 
     straight = tmp_path / "straight"
-    proc = _recsys(_fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, straight, 3, common), cwd=tmp_path)
+    proc = _recsys(_fit_args(config, prepared_synthetic, straight, 3, common), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     reference = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert reference["global_step"] == final["global_step"]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from recsys.data.collate import CausalCollator, ClozeCollator, EvalCollator, TrainWindows
 from recsys.data.sequences import Sequences
@@ -33,6 +34,26 @@ def test_cloze_masks_only_real_items_and_at_least_one() -> None:
     assert (targets[~masked] == 0).all()
     assert (window[masked] > 0).all()
     assert 0.15 < masked[window > 0].mean() < 0.5
+
+
+def test_cloze_masks_are_a_function_of_the_batch() -> None:
+    """A resumed run rebuilds its remaining batches in order and must mask them as the interrupted run did:
+    the same batch gets the same masks whatever was collated before it; other batches or seeds get others."""
+    seqs = _seqs([list(range(1, 21)), list(range(30, 50))] * 20)
+
+    def masked(collator: ClozeCollator, indices: list[int]) -> np.ndarray:
+        return (collator(indices)["item_seq"] == 99).numpy()
+
+    first = ClozeCollator(seqs, max_len=20, mask_token=99, mask_prob=0.3, seed=3)
+    second = ClozeCollator(seqs, max_len=20, mask_token=99, mask_prob=0.3, seed=3)
+    batch = [5, 17, 2, 33, 8]
+    masked(first, [0, 1, 2])  # the first collator has already made a batch; the second has not
+    assert np.array_equal(masked(first, batch), masked(second, batch))
+    assert not np.array_equal(masked(first, batch), masked(first, [17, 5, 2, 33, 8]))
+    other_seed = ClozeCollator(seqs, max_len=20, mask_token=99, mask_prob=0.3, seed=4)
+    assert not np.array_equal(masked(first, batch), masked(other_seed, batch))
+    with pytest.raises(ValueError, match="seed=-1"):
+        ClozeCollator(seqs, max_len=20, mask_token=99, mask_prob=0.3, seed=-1)
 
 
 def test_eval_batch_carries_history_and_target() -> None:

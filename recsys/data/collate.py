@@ -120,6 +120,11 @@ class ClozeCollator:
 
     Every row gets at least one masked position; when the draw masks none, the last item is masked, which is
     also the position the model predicts at inference.
+
+    The masks are drawn from a generator seeded by `seed` and the batch's window indices in batch order, so they
+    are a function of the batch: a run resumed mid-epoch (whose batch order is re-derived, see
+    recsys.data.sampling) masks its remaining batches exactly as the interrupted run would have, in the main
+    process or in any loader worker. A window gets fresh masks every epoch because it lands in another batch.
     """
 
     def __init__(
@@ -132,7 +137,9 @@ class ClozeCollator:
         self.max_len = max_len
         self.mask_token = mask_token
         self.mask_prob = mask_prob
-        self.rng = np.random.default_rng(seed)
+        if seed < 0:
+            raise ValueError(f"seed={seed}: expected a non-negative integer")
+        self.seed = seed
         self.plan = windows or TrainWindows(sequences, max_len, "last")
         self.pack = pack
 
@@ -141,7 +148,8 @@ class ClozeCollator:
         rows_np, ends = self.plan.rows[index], self.plan.ends[index]
         window = self.sequences.windows(self.max_len, rows_np, ends)
         real = window > 0
-        mask = real & (self.rng.random(window.shape) < self.mask_prob)
+        rng = np.random.default_rng([self.seed, *index.tolist()])
+        mask = real & (rng.random(window.shape) < self.mask_prob)
         none_masked = ~mask.any(axis=1)
         mask[none_masked, -1] = real[none_masked, -1]
         item_seq = np.where(mask, self.mask_token, window)
