@@ -143,3 +143,20 @@ def test_item_dropout_applies_to_the_training_table_only():
     assert (dropped[0] == 0).all()  # padding stays zero
     sasrec.eval()
     assert torch.equal(sasrec.item_embeddings(), plain)
+
+
+def test_scaled_item_embeddings_enter_as_sqrt_d_times_items_plus_positions():
+    """With no layers the pre-LN encoder is LayerNorm(input), so the input itself can be checked against the formula."""
+    torch.manual_seed(0)
+    sasrec = SASRec(N_ITEMS, hidden_size=16, n_layers=0, n_heads=2, max_len=12, scale_item_embeddings=True).eval()
+    items = torch.tensor([[0, 0, 3, 7, 9]])
+    encoder = sasrec.encoder
+    expected_input = 4.0 * encoder.items(items) + encoder.positions(items.shape[1])
+    expected = torch.nn.functional.layer_norm(
+        expected_input, (16,), encoder.output_norm.weight, encoder.output_norm.bias
+    )
+    torch.testing.assert_close(sasrec(items), expected)
+    torch.testing.assert_close(sasrec.item_embeddings(), encoder.items.weight)  # the scored table is not scaled
+    unscaled = SASRec(N_ITEMS, hidden_size=16, n_layers=0, n_heads=2, max_len=12).eval()
+    unscaled.load_state_dict(sasrec.state_dict())
+    assert not torch.allclose(unscaled(items), sasrec(items))

@@ -176,6 +176,8 @@ class SequenceEncoder(nn.Module):
         ffn_size: feed-forward inner width.
         activation: feed-forward non-linearity.
         causal: each position sees only itself and earlier items.
+        item_scale: factor on the item embeddings before positions are added (the original SASRec uses
+            sqrt(hidden_size), so that positions start as a small perturbation of the items); 1 leaves them as is.
     """
 
     def __init__(
@@ -191,9 +193,11 @@ class SequenceEncoder(nn.Module):
         ffn_size: int,
         activation: Activation,
         causal: bool,
+        item_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.causal = causal
+        self.item_scale = item_scale
         self.max_len = max_len
         self.items = nn.Embedding(n_embeddings, hidden_size, padding_idx=0)
         self.positions = RightAlignedPositions(max_len, hidden_size)
@@ -214,10 +218,13 @@ class SequenceEncoder(nn.Module):
         """`segments` and `positions` [B, L] come with packed batches: several windows per row, each attending
         within itself and counting positions from its own most recent item."""
         mask = attention_mask(item_seq, self.causal, segments)
+        items = self.items(item_seq)
+        if self.item_scale != 1.0:
+            items = items * self.item_scale
         if positions is None:
-            x = self.items(item_seq) + self.positions(item_seq.shape[1])
+            x = items + self.positions(item_seq.shape[1])
         else:
-            x = self.items(item_seq) + self.positions.embedding(positions)
+            x = items + self.positions.embedding(positions)
         x = self.dropout(self.input_norm(x))
         for layer in self.layers:
             x = layer(x, mask)

@@ -30,6 +30,8 @@ class SASRec(nn.Module):
         item_dropout: dropout on the item table that training scores are computed against (training only;
             evaluation and the faiss index see the plain table). It keeps item vectors from overfitting on
             sparse data, as RecTools' SASRec does (its item network applies dropout to the whole table).
+        scale_item_embeddings: multiply the input item embeddings by sqrt(hidden_size) before the positions are
+            added, as the original SASRec does (the scored table stays unscaled).
     """
 
     objective = "causal"
@@ -48,6 +50,7 @@ class SASRec(nn.Module):
         ffn_size: int | None = None,
         activation: Activation = "gelu",
         item_dropout: float = 0.0,
+        scale_item_embeddings: bool = False,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -64,6 +67,7 @@ class SASRec(nn.Module):
             ffn_size=ffn_size or 4 * hidden_size,
             activation=activation,
             causal=True,
+            item_scale=hidden_size**0.5 if scale_item_embeddings else 1.0,
         )
         self.item_dropout = Dropout(item_dropout)
 
