@@ -147,9 +147,10 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
         length_grouped=args.sampler == "length-grouped", packed=args.packed == "true",
     )
     data.setup("fit")
-    cls = BERT4Rec if cloze else SASRec
-    model = cls(data.n_items, hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads,
-                max_len=args.max_len, dropout=args.dropout, attn_dropout=args.attn_dropout)
+    shape = dict(hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads, max_len=args.max_len,
+                 dropout=args.dropout, attn_dropout=args.attn_dropout)
+    # BERT4Rec is post-LN in both frameworks; SASRec's layout is a flag (RecBole's own SASRec is post-LN).
+    model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, pre_norm=args.layout == "pre-ln", **shape)
     task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10)
     return data, task
 
@@ -312,8 +313,8 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 
 def recsys_flags(args: argparse.Namespace) -> list[str]:
-    """recsys workers also take a precision (RecBole always trains in fp32)."""
-    return [*common_flags(args), "--precision", args.precision, "--packed", args.packed]
+    """recsys workers also take a precision (RecBole always trains in fp32), packing and SASRec's layout."""
+    return [*common_flags(args), "--precision", args.precision, "--packed", args.packed, "--layout", args.layout]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -497,9 +498,11 @@ def drive(args: argparse.Namespace) -> None:
     epochs = parse_epochs(args.recbole_epochs, datasets)
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
     variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
-    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision", "packed"}
+    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision", "packed", "layout"}
     if unknown:
-        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision and packed can differ")
+        raise SystemExit(
+            f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed and layout can differ"
+        )
     json_path = RESULTS / f"{args.out}.json"
     saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
     previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole
@@ -646,6 +649,9 @@ def main() -> None:
     parser.add_argument("--packed", choices=["true", "false"], default="false",
                         help="recsys packs each batch's windows several to a row (data.packed: the same batches and "
                              "outputs without computing padding); --tuned packed=true adds a row")
+    parser.add_argument("--layout", choices=["pre-ln", "post-ln"], default="pre-ln",
+                        help="recsys SASRec's LayerNorm placement (RecBole's SASRec is post-LN); --tuned layout=post-ln "
+                             "adds a row")
     parser.add_argument("--out", default="train_speed", help="results file stem in benchmarks/results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the .md from the existing results JSON and exit")

@@ -25,9 +25,10 @@ def test_recbole_gets_only_flags_its_runner_defines(monkeypatch: pytest.MonkeyPa
     train_speed = _train_speed(monkeypatch)
     args = argparse.Namespace(threads=1, seed=42, max_len=50, hidden_size=64, n_layers=2, n_heads=2, dropout=0.2,
                               attn_dropout=0.2, mask_ratio=0.2, batch_size=128, lr=1e-3, precision="bf16-mixed",
-                              packed="true")  # fmt: skip
+                              packed="true", layout="post-ln")  # fmt: skip
     runner_options = set(re.findall(r'add_argument\("(--[a-z-]+)"', (BENCH / "recbole_train_runner.py").read_text()))
     given = {flag for flag in train_speed.common_flags(args) if flag.startswith("--")}
     assert given <= runner_options, given - runner_options
     recsys = train_speed.recsys_flags(args)
     assert recsys[recsys.index("--precision") + 1] == "bf16-mixed" and recsys[recsys.index("--packed") + 1] == "true"
+    assert recsys[recsys.index("--layout") + 1] == "post-ln"
