@@ -169,6 +169,13 @@ NOTES = [
     ".0301 for d=128 with 2 layers) but peaks lower or equal: best val NDCG@10 Beauty .0574 (epoch 44, early-stopped at "
     "65), Sports .0322 (epoch 26, stopped at 47) against .0587 and .0322; test Beauty .0761 / .0468 and Sports .0457 / "
     ".0268 against .0827 / .0477 and .0475 / .0261. The configs keep d=128 with 2 layers.",
+    "`ce-d128-packed-scaled` = `ce-d128-packed` with `--model.init_args.model.init_args.scale_item_embeddings true` "
+    "(item embeddings times sqrt(d) before the positions, as the original SASRec does): val NDCG@10 .0278, .0443, .0487 "
+    "after 2, 4, 6 epochs against .0160, .0240, .0301 unscaled, but level with it from epoch 40 on (best .0556 at epoch "
+    "42, unscaled .0558 there and .0587 at 66); its 30-minute cap (shared with other jobs) ended it at epoch 46, test "
+    ".0825 / .0461. A post-LN probe (`--model.init_args.model.init_args.pre_norm false`, stopped by hand after 18 "
+    "epochs, not in the table) did the same: .0279, .0451, .0496 after 2, 4, 6 epochs, then .0512-.0523. Neither is "
+    "the default.",
     "BERT4Rec is above its published row on all three datasets (Beauty .0501 / .0261, Toys .0402 / .0198, Sports "
     ".0283 / .0152 against .0347 / .0170, .0203 / .0099, .0191 / .0099).",
     "Seen items: no Beauty test target repeats an item of its own history (0 of 22,363 users), so dropping history "
