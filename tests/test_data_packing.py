@@ -43,13 +43,18 @@ def _collated(prepared: Path, objective: str, pack: bool) -> dict[str, torch.Ten
     return next(iter(data.train_dataloader()))
 
 
-@pytest.mark.parametrize("objective", ["causal", "cloze"])
-def test_packed_batches_give_the_same_outputs_and_loss(prepared_synthetic: Path, objective: str) -> None:
+@pytest.mark.parametrize(
+    ("objective", "options"), [("causal", {}), ("causal", {"reference_block": True}), ("cloze", {})]
+)
+def test_packed_batches_give_the_same_outputs_and_loss(
+    prepared_synthetic: Path, objective: str, options: dict
+) -> None:
     from recsys.losses import FullSoftmaxCE
     from recsys.models import BERT4Rec, SASRec
 
     torch.manual_seed(0)
-    model = (SASRec if objective == "causal" else BERT4Rec)(n_items=300, hidden_size=32, max_len=20).eval()
+    model = (SASRec if objective == "causal" else BERT4Rec)(n_items=300, hidden_size=32, max_len=20, **options)
+    model.eval()
     plain, packed = _collated(prepared_synthetic, objective, False), _collated(prepared_synthetic, objective, True)
     assert packed["item_seq"].shape[0] < plain["item_seq"].shape[0]  # fewer rows to compute
     with torch.no_grad():

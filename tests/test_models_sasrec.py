@@ -10,6 +10,11 @@ from recsys.models import SASRec
 from recsys.models.blocks import attention_mask
 
 N_ITEMS = 30
+LAYOUTS = [
+    {"pre_norm": True},
+    {"pre_norm": False},
+    {"reference_block": True, "init": "xavier", "ffn_size": 16, "activation": "relu"},
+]
 
 
 def model(**kwargs) -> SASRec:
@@ -39,9 +44,9 @@ def test_encode_keeps_the_most_recent_max_len_items():
     assert torch.allclose(m.encode({"item_seq": long_seq}), m(long_seq[:, -12:])[:, -1])
 
 
-@pytest.mark.parametrize("pre_norm", [True, False])
-def test_causal_output_ignores_later_items(pre_norm):
-    m = model(pre_norm=pre_norm)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_causal_output_ignores_later_items(layout):
+    m = model(**layout)
     seq = torch.randint(1, N_ITEMS + 1, (2, 12))
     changed = seq.clone()
     changed[:, 8:] = torch.randint(1, N_ITEMS + 1, (2, 4))
@@ -50,9 +55,9 @@ def test_causal_output_ignores_later_items(pre_norm):
     assert not torch.allclose(before[:, 8:], after[:, 8:])
 
 
-@pytest.mark.parametrize("pre_norm", [True, False])
-def test_left_padding_does_not_change_outputs(pre_norm):
-    m = model(pre_norm=pre_norm)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_left_padding_does_not_change_outputs(layout):
+    m = model(**layout)
     history = torch.randint(1, N_ITEMS + 1, (3, 5))
     short = history
     padded = torch.cat([torch.zeros(3, 7, dtype=torch.long), history], dim=1)
@@ -160,3 +165,41 @@ def test_scaled_item_embeddings_enter_as_sqrt_d_times_items_plus_positions():
     unscaled = SASRec(N_ITEMS, hidden_size=16, n_layers=0, n_heads=2, max_len=12).eval()
     unscaled.load_state_dict(sasrec.state_dict())
     assert not torch.allclose(unscaled(items), sasrec(items))
+
+
+def test_xavier_init_draws_layers_and_tables_xavier_normal_and_keeps_padding_zero():
+    torch.manual_seed(0)
+    m = SASRec(2000, hidden_size=64, n_heads=2, max_len=50, init="xavier")
+    items = m.encoder.items.weight
+    assert (items[0] == 0).all()
+    assert abs(items[1:].std().item() - (2 / (2001 + 64)) ** 0.5) < 2e-3
+    out = m.encoder.layers[0].attention.out.weight  # 64 x 64: std sqrt(2 / 128)
+    assert abs(out.std().item() - 0.125) < 0.01
+    assert abs(model().encoder.layers[0].attention.out.weight.std().item() - 0.02) < 0.005  # default N(0, 0.02)
+    with pytest.raises(ValueError, match="init"):
+        SASRec(10, init="uniform")
+
+
+def test_reference_block_normalises_queries_only_and_adds_residuals_to_them():
+    """Written out by hand for one layer without dropout: q = LN(x); a = q + Attn(q, x, x); out = h + FFN(h)
+    with h = LN(a); the stack then ends with its LayerNorm."""
+    m = model(reference_block=True, n_layers=1, ffn_size=16, activation="relu")
+    seq = torch.randint(1, N_ITEMS + 1, (2, 12))
+    enc, layer = m.encoder, m.encoder.layers[0]
+    x = enc.items(seq) + enc.positions(12)
+    mask = attention_mask(seq, causal=True)
+    q = layer.attention_norm(x)
+    w_q, w_k, w_v = layer.attention.qkv.weight.split(16)
+    b_q, b_k, b_v = layer.attention.qkv.bias.split(16)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:
+        return t.view(2, 12, 2, 8).transpose(1, 2)
+
+    scores = heads(q @ w_q.T + b_q) @ heads(x @ w_k.T + b_k).transpose(-2, -1) / 8**0.5
+    attended = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ heads(x @ w_v.T + b_v)
+    a = q + layer.attention.out(attended.transpose(1, 2).reshape(2, 12, 16))
+    h = layer.ffn_norm(a)
+    expected = enc.output_norm(h + layer.ffn(h))
+    assert torch.allclose(m(seq), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="pre_norm"):
+        SASRec(10, pre_norm=False, reference_block=True)

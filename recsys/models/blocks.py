@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 Activation = Literal["gelu", "relu"]
+Init = Literal["normal", "xavier"]
 
 
 def attention_mask(item_seq: torch.Tensor, causal: bool, segments: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,12 +107,18 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries from `x`; keys and values from `keys` when given (same shape), else from `x`."""
         batch, length, hidden = x.shape
-        # [B, L, 3, H, Dh] -> three [B, H, L, Dh]
-        q, k, v = (
-            self.qkv(x).view(batch, length, 3, self.n_heads, hidden // self.n_heads).permute(2, 0, 3, 1, 4)
-        )
+        heads, head_size = self.n_heads, hidden // self.n_heads
+        if keys is None:
+            # [B, L, 3, H, Dh] -> three [B, H, L, Dh]
+            q, k, v = self.qkv(x).view(batch, length, 3, heads, head_size).permute(2, 0, 3, 1, 4)
+        else:
+            w_q, w_kv = self.qkv.weight.split([hidden, 2 * hidden])
+            b_q, b_kv = self.qkv.bias.split([hidden, 2 * hidden])
+            q = F.linear(x, w_q, b_q).view(batch, length, heads, head_size).transpose(1, 2)
+            k, v = F.linear(keys, w_kv, b_kv).view(batch, length, 2, heads, head_size).permute(2, 0, 3, 1, 4)
         if self.training and self.dropout > 0 and x.device.type == "cpu":
             scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
@@ -126,7 +133,10 @@ class SelfAttention(nn.Module):
 class TransformerLayer(nn.Module):
     """Attention then feed-forward, each in a residual branch, normalised before (pre-LN) or after (post-LN).
 
-    Pre-LN trains stably without warm-up; post-LN is what SASRec and BERT4Rec were published with.
+    Pre-LN trains stably without warm-up; post-LN is what BERT4Rec was published with. `reference_block`
+    is the pre-LN variant of the SASRec authors' code (and of the implementations that reproduce its
+    numbers): only the queries are normalised, keys and values read the raw stream, and each residual is
+    added to the normalised input rather than to the stream itself.
     """
 
     def __init__(
@@ -138,9 +148,13 @@ class TransformerLayer(nn.Module):
         attn_dropout: float,
         pre_norm: bool,
         activation: Activation,
+        reference_block: bool = False,
     ) -> None:
         super().__init__()
+        if reference_block and not pre_norm:
+            raise ValueError("reference_block is a pre-LN layout: it needs pre_norm=True")
         self.pre_norm = pre_norm
+        self.reference_block = reference_block
         self.attention = SelfAttention(hidden_size, n_heads, attn_dropout)
         self.attention_norm = nn.LayerNorm(hidden_size)
         self.ffn = nn.Sequential(
@@ -152,6 +166,11 @@ class TransformerLayer(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.reference_block:
+            queries = self.attention_norm(x)
+            x = queries + self.dropout(self.attention(queries, mask, keys=x))
+            x = self.ffn_norm(x)
+            return x + self.dropout(self.ffn(x))
         if self.pre_norm:
             x = x + self.dropout(self.attention(self.attention_norm(x), mask))
             return x + self.dropout(self.ffn(self.ffn_norm(x)))
@@ -178,6 +197,10 @@ class SequenceEncoder(nn.Module):
         causal: each position sees only itself and earlier items.
         item_scale: factor on the item embeddings before positions are added (the original SASRec uses
             sqrt(hidden_size), so that positions start as a small perturbation of the items); 1 leaves them as is.
+        reference_block: the SASRec authors' pre-LN block (see TransformerLayer); needs pre_norm.
+        init: "normal" draws every weight from N(0, 0.02) (BERT); "xavier" draws every weight matrix and
+            embedding table Xavier-normal, as the SASRec reference code does: its layers start far more active
+            (std 0.125 for a 64 x 64 projection) and its item table smaller (std ~0.013 for 12k items).
     """
 
     def __init__(
@@ -194,8 +217,12 @@ class SequenceEncoder(nn.Module):
         activation: Activation,
         causal: bool,
         item_scale: float = 1.0,
+        init: Init = "normal",
+        reference_block: bool = False,
     ) -> None:
         super().__init__()
+        if init not in ("normal", "xavier"):
+            raise ValueError(f"init={init!r}: expected 'normal' or 'xavier'")
         self.causal = causal
         self.item_scale = item_scale
         self.max_len = max_len
@@ -207,10 +234,14 @@ class SequenceEncoder(nn.Module):
         self.output_norm = nn.LayerNorm(hidden_size) if pre_norm else nn.Identity()
         self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
-            TransformerLayer(hidden_size, n_heads, ffn_size, dropout, attn_dropout, pre_norm, activation)
+            TransformerLayer(
+                hidden_size, n_heads, ffn_size, dropout, attn_dropout, pre_norm, activation, reference_block
+            )
             for _ in range(n_layers)
         )
         self.apply(init_weights)
+        if init == "xavier":
+            xavier_init(self)
 
     def forward(
         self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
@@ -245,3 +276,15 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-normal on every parameter with two or more dimensions (projections and embedding tables);
+    biases and norms keep `init_weights`' values and padding rows stay zero."""
+    for param in module.parameters():
+        if param.dim() > 1:
+            nn.init.xavier_normal_(param)
+    for sub in module.modules():
+        if isinstance(sub, nn.Embedding) and sub.padding_idx is not None:
+            with torch.no_grad():
+                sub.weight[sub.padding_idx].zero_()

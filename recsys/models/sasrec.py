@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recsys.models.blocks import Activation, Dropout, SequenceEncoder
+from recsys.models.blocks import Activation, Dropout, Init, SequenceEncoder
 
 
 class SASRec(nn.Module):
@@ -32,6 +32,11 @@ class SASRec(nn.Module):
             sparse data, as RecTools' SASRec does (its item network applies dropout to the whole table).
         scale_item_embeddings: multiply the input item embeddings by sqrt(hidden_size) before the positions are
             added, as the original SASRec does (the scored table stays unscaled).
+        init: weight initialisation, "normal" (N(0, 0.02) everywhere) or "xavier" (Xavier-normal weight
+            matrices and tables, as the SASRec reference code); see SequenceEncoder.
+        reference_block: the pre-LN block of the SASRec authors' code (queries normalised, keys and values
+            raw, residuals added to the normalised input; see blocks.TransformerLayer); needs pre_norm. With
+            ffn_size=hidden_size and activation relu it is their block as published.
     """
 
     objective = "causal"
@@ -51,6 +56,8 @@ class SASRec(nn.Module):
         activation: Activation = "gelu",
         item_dropout: float = 0.0,
         scale_item_embeddings: bool = False,
+        init: Init = "normal",
+        reference_block: bool = False,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -68,6 +75,8 @@ class SASRec(nn.Module):
             activation=activation,
             causal=True,
             item_scale=hidden_size**0.5 if scale_item_embeddings else 1.0,
+            init=init,
+            reference_block=reference_block,
         )
         self.item_dropout = Dropout(item_dropout)
 
