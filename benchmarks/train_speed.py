@@ -149,8 +149,10 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     data.setup("fit")
     shape = dict(hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads, max_len=args.max_len,
                  dropout=args.dropout, attn_dropout=args.attn_dropout)
-    # BERT4Rec is post-LN in both frameworks; SASRec's layout is a flag (RecBole's own SASRec is post-LN).
-    model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, pre_norm=args.layout == "pre-ln", **shape)
+    # BERT4Rec is post-LN in both frameworks; SASRec's layout is a flag (RecBole's own SASRec is post-LN;
+    # "reference" is the pre-LN block and Xavier init of the SASRec authors' code).
+    layout = {"pre-ln": {}, "post-ln": {"pre_norm": False}, "reference": {"reference_block": True, "init": "xavier"}}
+    model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, **layout[args.layout], **shape)
     task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10)
     return data, task
 
@@ -649,9 +651,10 @@ def main() -> None:
     parser.add_argument("--packed", choices=["true", "false"], default="false",
                         help="recsys packs each batch's windows several to a row (data.packed: the same batches and "
                              "outputs without computing padding); --tuned packed=true adds a row")
-    parser.add_argument("--layout", choices=["pre-ln", "post-ln"], default="pre-ln",
-                        help="recsys SASRec's LayerNorm placement (RecBole's SASRec is post-LN); --tuned layout=post-ln "
-                             "adds a row")
+    parser.add_argument("--layout", choices=["pre-ln", "post-ln", "reference"], default="pre-ln",
+                        help="recsys SASRec's LayerNorm placement (RecBole's SASRec is post-LN; 'reference' is the "
+                             "pre-LN block and Xavier init of the SASRec authors' code, recsys.models.SASRec "
+                             "reference_block and init); --tuned layout=post-ln adds a row")
     parser.add_argument("--out", default="train_speed", help="results file stem in benchmarks/results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the .md from the existing results JSON and exit")
