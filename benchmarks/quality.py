@@ -56,8 +56,40 @@ def _shown(command: list[str], threads: int) -> str:
     return f"OMP_NUM_THREADS={threads} " + " ".join(["recsys", *command[3:]]).replace(str(REPO) + "/", "")
 
 
+def _relocated_copy(source: Path, root: Path) -> Path:
+    """Copy a finished run's folder to `root` and point the callback state of its checkpoints at the copy.
+
+    ModelCheckpoint keeps absolute paths (best, last, its own folder); on a folder it does not recognise it
+    drops its best score, and a resumed run would then call its first validation the best. Rewriting the
+    paths keeps the resumed run's bookkeeping exactly as if it had never stopped. Returns the copy's last.ckpt.
+    """
+    import torch
+
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(source, root)
+
+    def moved(value: object) -> object:
+        if isinstance(value, str) and value.startswith(str(source)):
+            return str(root) + value[len(str(source)):]
+        if isinstance(value, dict):
+            return {moved(k): moved(v) for k, v in value.items()}
+        return value
+
+    for ckpt in (root / "checkpoints").glob("*.ckpt"):
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        state["callbacks"] = moved(state.get("callbacks", {}))
+        partial = ckpt.with_suffix(".ckpt.partial")
+        torch.save(state, partial)
+        partial.replace(ckpt)
+    last = root / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise SystemExit(f"{source}: no checkpoints/last.ckpt to resume from")
+    return last
+
+
 def _run(model: str, dataset: str, config_name: str, prepared_root: Path, max_minutes: float, extra: list[str],
-         label: str, threads: int) -> dict:
+         label: str, threads: int, resume_from: Path | None = None) -> dict:
     config = REPO / "configs" / model / f"{config_name}.yaml"
     if not config.is_file():
         raise SystemExit(f"{config}: no such config")
@@ -69,7 +101,11 @@ def _run(model: str, dataset: str, config_name: str, prepared_root: Path, max_mi
         "--experiment", f"quality-{model}-{dataset}-{label}",
         "--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:00", "--trainer.enable_progress_bar", "false", *extra,
     ]  # fmt: skip
-    if root.exists():
+    if resume_from is not None:
+        # Same config and arguments; Lightning restores the weights, optimiser, early-stopping count and the
+        # elapsed time, so --max-minutes is the total over both legs.
+        command += ["--ckpt_path", str(_relocated_copy(resume_from, root))]
+    elif root.exists():
         shutil.rmtree(root)
     log = root.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -209,9 +245,16 @@ def _table(runs: list[dict]) -> str:
                 f"{r['epochs']} ({r.get('best_epoch', '?')}) | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
             )
     lines += ["", "Commands (with the load average, 1/5/15 min, before and after each run: the machine may be shared):", ""]
-    lines += [f"- `{r['command']}` (load {r.get('load', 'not recorded')})" for r in runs]
+    lines += [f"- `{r['command']}` ({_resumed(r)}load {r.get('load', 'not recorded')})" for r in runs]
     lines += ["", "Notes:", "", *(f"- {note}" for note in NOTES)]
     return "\n".join(lines) + "\n"
+
+
+def _resumed(run: dict) -> str:
+    if "resumed_from" not in run:
+        return ""
+    return (f"continues the `{run['resumed_from']}` run from its last checkpoint in a copy of its folder, "
+            f"`python benchmarks/quality.py --resume {run['resumed_from']} --label {run['label']}`; ")
 
 
 def _stored(store: Path) -> list[dict]:
@@ -234,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exclude-seen", default="", metavar="LABEL",
                         help="test the best checkpoints of the stored runs with this label (those of --runs, when given "
                              "explicitly) again with seen items excluded, and add them as 'LABEL, seen excluded' rows")
+    parser.add_argument("--resume", default="", metavar="LABEL",
+                        help="continue the stored runs with this label (of --runs; same --extra) from their last "
+                             "checkpoint in a copy of their folder, up to --max-minutes in all, stored under --label")
     parser.add_argument("--recount", action="store_true",
                         help="recount epochs (trained, best) of the stored runs from their work folders and re-render")
     args = parser.parse_args(argv)
@@ -268,8 +314,19 @@ def main(argv: list[str] | None = None) -> int:
         model, dataset, *config = spec.split(":")
         if not (args.prepared / dataset).is_dir():
             raise SystemExit(f"{args.prepared / dataset}: not prepared; run `recsys prep {dataset} --out {args.prepared / dataset}`")
+        resume_from = None
+        if args.resume:
+            if args.resume == args.label:
+                raise SystemExit("--resume needs a new --label: the resumed run is stored beside the one it continues")
+            stored = [r for r in runs if (r["model"], r["dataset"], r.get("label", "config")) == (model, dataset, args.resume)]
+            if not stored:
+                raise SystemExit(f"no stored {model}:{dataset} run is labelled '{args.resume}'")
+            resume_from = REPO / stored[0]["work"]
         record = _run(model, dataset, config[0] if config else dataset, args.prepared, args.max_minutes,
-                      args.extra.split(), args.label, args.threads)
+                      args.extra.split(), args.label, args.threads, resume_from)
+        if resume_from is not None:
+            record["resumed_from"] = args.resume
+            record["seconds"] = round(stored[0]["seconds"] + record["seconds"], 1)  # both legs
         key = (model, dataset, args.label)
         # Read again: another quality.py may have stored a run meanwhile (datasets run side by side).
         runs = [r for r in _stored(store) if (r["model"], r["dataset"], r.get("label", "config")) != key] + [record]

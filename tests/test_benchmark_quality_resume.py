@@ -1,0 +1,73 @@
+"""quality.py --resume continues a finished run in a copy of its folder: the copy's checkpoints must point their
+callback state (best and last paths, ModelCheckpoint's own folder) at the copy, or Lightning drops the best score
+on resume and the resumed run's first validation would count as its best."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _quality(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling `common`
+    spec = importlib.util.spec_from_file_location("quality", BENCH / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _checkpoint(folder: Path) -> dict:
+    ckpts = folder / "checkpoints"
+    return {
+        "epoch": 3,
+        "state_dict": {"w": torch.ones(2)},
+        "callbacks": {
+            "ModelCheckpoint{'monitor': 'val/ndcg@10'}": {
+                "best_model_score": torch.tensor(0.06),
+                "best_model_path": str(ckpts / "best-2-30.ckpt"),
+                "dirpath": str(ckpts),
+                "best_k_models": {str(ckpts / "best-2-30.ckpt"): torch.tensor(0.06)},
+                "last_model_path": str(ckpts / "last.ckpt"),
+            },
+            "Timer": {"time_elapsed": {"train": 12.5}},
+        },
+    }
+
+
+def test_relocated_copy_points_checkpoints_at_the_copy_and_leaves_the_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    quality = _quality(monkeypatch)
+    source, copy = tmp_path / "run-a", tmp_path / "run-b"
+    (source / "checkpoints").mkdir(parents=True)
+    for name in ("last.ckpt", "best-2-30.ckpt"):
+        torch.save(_checkpoint(source), source / "checkpoints" / name)
+
+    last = quality._relocated_copy(source, copy)
+
+    assert last == copy / "checkpoints" / "last.ckpt"
+    for name in ("last.ckpt", "best-2-30.ckpt"):
+        state = torch.load(copy / "checkpoints" / name, weights_only=False)
+        ckpt_state = state["callbacks"]["ModelCheckpoint{'monitor': 'val/ndcg@10'}"]
+        assert ckpt_state["dirpath"] == str(copy / "checkpoints")
+        assert ckpt_state["best_model_path"] == str(copy / "checkpoints" / "best-2-30.ckpt")
+        assert list(ckpt_state["best_k_models"]) == [str(copy / "checkpoints" / "best-2-30.ckpt")]
+        assert ckpt_state["last_model_path"] == str(copy / "checkpoints" / "last.ckpt")
+        assert float(ckpt_state["best_model_score"]) == pytest.approx(0.06)  # values kept
+        assert state["callbacks"]["Timer"] == {"time_elapsed": {"train": 12.5}}
+        assert torch.equal(state["state_dict"]["w"], torch.ones(2))
+        assert not list((copy / "checkpoints").glob("*.partial"))
+    original = torch.load(source / "checkpoints" / "last.ckpt", weights_only=False)
+    assert original["callbacks"]["ModelCheckpoint{'monitor': 'val/ndcg@10'}"]["dirpath"] == str(source / "checkpoints")
+
+
+def test_relocated_copy_needs_a_last_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    quality = _quality(monkeypatch)
+    (tmp_path / "run-a" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="last.ckpt"):
+        quality._relocated_copy(tmp_path / "run-a", tmp_path / "run-b")
