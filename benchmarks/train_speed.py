@@ -505,6 +505,10 @@ def drive(args: argparse.Namespace) -> None:
         raise SystemExit(
             f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed and layout can differ"
         )
+    layouts = {overrides["layout"] for overrides in variants if "layout" in overrides} | {args.layout}
+    if "bert4rec" in models and layouts != {"pre-ln"}:
+        raise SystemExit("--layout / --tuned layout=... change SASRec only (BERT4Rec is post-LN in both frameworks): "
+                         "run --models sasrec with them")
     json_path = RESULTS / f"{args.out}.json"
     saved = json_path.read_text() if (args.reuse_recbole or args.merge) and json_path.exists() else "{}"
     previous = json.loads(saved)  # read-only copy: RecBole runs for --reuse-recbole

@@ -32,3 +32,18 @@ def test_recbole_gets_only_flags_its_runner_defines(monkeypatch: pytest.MonkeyPa
     recsys = train_speed.recsys_flags(args)
     assert recsys[recsys.index("--precision") + 1] == "bf16-mixed" and recsys[recsys.index("--packed") + 1] == "true"
     assert recsys[recsys.index("--layout") + 1] == "post-ln"
+
+
+@pytest.mark.parametrize("layout_flags", [["--tuned", "layout=post-ln"], ["--layout", "reference"]])
+def test_layout_flags_are_refused_for_bert4rec_before_any_run(layout_flags: list[str]) -> None:
+    """BERT4Rec has no layout flag: a row labelled with one would silently measure the default model."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "train_speed.py"), "--datasets", "ml-100k", "--models", "sasrec,bert4rec",
+         "--out", "never-written", *layout_flags],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "change SASRec only" in proc.stderr
+    assert not (BENCH / "results" / "never-written.json").exists()
