@@ -209,6 +209,55 @@ def test_retrieval_contract_and_catalogue_encoding(tmp_path: Path) -> None:
     assert float(np.abs(changed.astype(np.float32) - cached.astype(np.float32)).max()) > 1e-3
 
 
+def test_item_ids_tell_items_with_one_text_apart_and_stay_with_their_catalogue(
+    trained: tuple[Path, dict[str, float]], prepared_synthetic: Path, tmp_path: Path
+) -> None:
+    """Transductive fine-tuning: items 1 and 2 share their text, so a text model cannot rank one above the
+    other; with `item_ids` the softmax over the table learns a vector per item (the target's rises)."""
+    texts = ["category: beauty; color: red", "category: beauty; color: red", "category: camera; color: blue"]
+    torch.manual_seed(0)
+    model = _tiny(3, item_ids=True)
+    model.set_item_tokens(tokenize_items(texts, _Vocab(), 8))
+    model.refresh_item_table()
+    torch.testing.assert_close(model.item_embeddings(), model.item_table)  # zero at the start: the text model
+    torch.testing.assert_close(model.item_table[1], model.item_table[2])
+    task = RecformerTask(model, lr=1e-2, temperature=0.05)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    users = torch.tensor([[3, 1], [3, 3]])
+    for _ in range(20):  # after [3, 1] comes item 2, never item 1
+        vectors = model.encode({"item_seq": users[:1]})
+        logits = vectors @ model.item_embeddings().T / task.hparams.temperature
+        logits[:, 0] = float("-inf")
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([2]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    table = model.item_embeddings().detach()
+    assert torch.all(model.item_id_embeddings.weight[0] == 0) and torch.all(table[0] == 0)
+    torch.testing.assert_close(table[1:].norm(dim=1), torch.ones(3))
+    scores = model.encode({"item_seq": users[:1]}).detach() @ table.T
+    assert scores[0, 2] > scores[0, 1]  # same text, told apart by the learned vectors
+    # the refreshed buffer holds the texts alone; what retrieval and scoring read joins the learned vectors
+    model.eval()
+    text = model.refresh_item_table().clone()
+    joined = model.item_embeddings().detach()
+    assert not torch.allclose(joined, text)
+    torch.testing.assert_close(torch.as_tensor(model.encode_catalogue(progress=False)), joined, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.as_tensor(model.encode_catalogue(progress=False, text_only=True)), text,
+                               atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="item_table"):
+        RecformerTask(_tiny(3, item_ids=True), loss="in_batch")
+    # the learned vectors belong to one catalogue: a checkpoint with them starts a model of another catalogue
+    # (with or without item_ids) on its encoder alone, and one without them starts a transductive model
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ids.ckpt")
+    other = RecformerTask(_tiny(7), pretrained_checkpoint=str(tmp_path / "ids.ckpt")).model
+    torch.testing.assert_close(other.item_positions.weight, model.item_positions.weight)
+    again = RecformerTask(_tiny(7, item_ids=True), pretrained_checkpoint=str(tmp_path / "ids.ckpt")).model
+    assert torch.all(again.item_id_embeddings.weight == 0)
+    checkpoint, _ = trained
+    RecformerTask(_tiny(3, item_ids=True), pretrained_checkpoint=str(checkpoint))
+
+
 # -- training ---------------------------------------------------------------------------------------------
 def _data(path: Path) -> SequenceDataModule:
     return SequenceDataModule(str(path), max_len=5, batch_size=64, eval_batch_size=500, train_windows="last")

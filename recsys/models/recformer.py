@@ -1,6 +1,7 @@
 """Recformer (Li et al., KDD 2023): items are their attributes as text, users the sequence of those texts.
 
-There are no item-ID embeddings. One bidirectional transformer reads
+There are no item-ID embeddings (unless `item_ids` turns on the transductive variant for one catalogue).
+One bidirectional transformer reads
 
     [CLS] key value key value ... (most recent item) key value ... (the item before) ...
 
@@ -20,8 +21,8 @@ gathered from that table with tensor ops (`sequence_tokens`), never a Python loo
 cached next to the prepared dataset and kept in the model's state dict, so a checkpoint can score its own
 catalogue without the dataset's text.
 
-The item table (`item_embeddings()`) is the encoder run over the whole catalogue, stored as a buffer;
-`refresh_item_table()` re-encodes it in batches. Training code decides when (RecformerTask refreshes it
+The item table (`item_embeddings()`) is the encoder run over the whole catalogue, stored as a buffer (with
+`item_ids`, joined with a learned vector per item on the fly); `refresh_item_table()` re-encodes it in batches. Training code decides when (RecformerTask refreshes it
 every N epochs and before each evaluation when the encoder has changed).
 """
 
@@ -260,6 +261,11 @@ class Recformer(nn.Module):
             pre-training of a 1-layer, hidden-32 model reach test NDCG@10 0.125 with mean, 0.006 with cls.
         dropout: hidden and attention dropout of the backbone; None keeps the backbone's own.
         item_batch_size: items per forward pass when the catalogue is encoded.
+        item_ids: transductive fine-tuning (UniSRec's term): a learned vector per catalogue item is added to
+            its text encoding before normalising, so items with the same text (most of the offline Amazon
+            catalogues: brand and categories only) can be told apart and ranked by how they are bought. Zero
+            at the start (the text model unchanged); it only exists for this catalogue, so it is never copied
+            by `pretrained_checkpoint` and a new item is scored by its text alone. Histories stay text.
     """
 
     objective = "causal"
@@ -281,6 +287,7 @@ class Recformer(nn.Module):
         pooling: Pooling = "cls",
         dropout: float | None = None,
         item_batch_size: int = 256,
+        item_ids: bool = False,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
@@ -354,7 +361,11 @@ class Recformer(nn.Module):
         self.register_buffer("item_token_ids", torch.zeros(n_items + 1, tokens_per_item, dtype=torch.int32))
         self.register_buffer("item_token_types", torch.zeros(n_items + 1, tokens_per_item, dtype=torch.int8))
         self.register_buffer("item_token_lengths", torch.zeros(n_items + 1, dtype=torch.int32))
-        self.register_buffer("item_table", torch.zeros(n_items + 1, d))
+        self.register_buffer("item_table", torch.zeros(n_items + 1, d))  # text encodings (see item_ids)
+        self.item_id_embeddings: nn.Embedding | None = None
+        if item_ids:
+            self.item_id_embeddings = nn.Embedding(n_items + 1, d, padding_idx=0)
+            nn.init.zeros_(self.item_id_embeddings.weight)
 
     # -- catalogue ----------------------------------------------------------------------------------------
     @property
@@ -430,16 +441,27 @@ class Recformer(nn.Module):
         self._require_tokens()
         return self.embed(self.tokens_of(items.reshape(-1, 1)))
 
+    def with_item_ids(self, vectors: Tensor, items: Tensor | None = None) -> Tensor:
+        """Text vectors of `items` (default: the whole catalogue, row i = item i) joined with their learned
+        item vectors and normalised again; unchanged without `item_ids`. Row 0 (padding) stays zero."""
+        if self.item_id_embeddings is None:
+            return vectors
+        ids = self.item_id_embeddings.weight if items is None else self.item_id_embeddings(items)
+        return F.normalize(vectors.to(ids.dtype) + ids, dim=-1)
+
     def item_embeddings(self) -> Tensor:
-        """[n_items + 1, d] the encoded catalogue (row 0, padding, is zero); see refresh_item_table."""
-        return self.item_table
+        """[n_items + 1, d] the encoded catalogue (row 0, padding, is zero): the text table of
+        refresh_item_table, joined with the learned item vectors when `item_ids` is on (differentiable in them)."""
+        return self.with_item_ids(self.item_table)
 
     @torch.no_grad()
     def encode_catalogue(
         self, out: np.ndarray | Tensor | None = None, batch_size: int | None = None, progress: bool = True,
+        text_only: bool = False,
     ) -> np.ndarray | Tensor:
         """Encode every item into `out` ([n_items + 1, d], any float dtype, e.g. a float16 np.memmap), in
-        batches of similar token length, without autograd and in eval mode; returns `out`.
+        batches of similar token length, without autograd and in eval mode; returns `out`. The vectors are
+        those retrieval ranks by (learned item vectors joined, see `item_ids`) unless `text_only`.
 
         Memory beyond `out` is one batch of activations, whatever the catalogue size. Row 0 is zero.
         """
@@ -459,6 +481,8 @@ class Recformer(nn.Module):
                 for start in range(0, n, size):
                     idx = order[start:start + size]
                     vectors = self.encode_items(idx.to(device))
+                    if not text_only:
+                        vectors = self.with_item_ids(vectors, idx.to(device))
                     if isinstance(out, Tensor):
                         out[idx.to(out.device)] = vectors.to(out.device, out.dtype)
                     else:
@@ -470,8 +494,8 @@ class Recformer(nn.Module):
         return out
 
     def refresh_item_table(self, progress: bool = False) -> Tensor:
-        """Re-encode the catalogue into the `item_table` buffer (what item_embeddings returns)."""
-        self.encode_catalogue(self.item_table, progress=progress)
+        """Re-encode the catalogue's texts into the `item_table` buffer (item_embeddings builds on it)."""
+        self.encode_catalogue(self.item_table, progress=progress, text_only=True)
         return self.item_table
 
     # -- pre-training -----------------------------------------------------------------------------------

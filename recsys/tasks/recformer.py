@@ -39,6 +39,7 @@ from recsys.tasks.optim import Schedule
 warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
 
 RecformerLoss = Literal["item_table", "in_batch"]
+ITEM_ID_WEIGHTS = ("item_id_embeddings.weight",)
 
 
 def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
@@ -54,7 +55,7 @@ def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
     state = read_checkpoint(path).get("state_dict")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: no state_dict; expected a checkpoint written by `recsys fit`")
-    skip = set(model.catalogue_buffers)
+    skip = {*model.catalogue_buffers, *ITEM_ID_WEIGHTS}  # both belong to one catalogue, not to the encoder
     weights = {k[len(MODEL_PREFIX):]: v for k, v in state.items()
                if k.startswith(MODEL_PREFIX) and k[len(MODEL_PREFIX):] not in skip}
     if not weights:
@@ -135,6 +136,9 @@ class RecformerTask(RankingTask):
             raise ValueError(f"train_pairs='{train_pairs}': expected 'all' or 'last'")
         if mlm_weight > 0 and not 0 < mlm_prob < 1:
             raise ValueError(f"mlm_prob={mlm_prob}: expected a value strictly between 0 and 1")
+        if loss == "in_batch" and model.item_id_embeddings is not None:
+            raise ValueError("model.item_ids learns a vector per catalogue item against the whole table: use it "
+                             "with loss='item_table' (fine-tuning), not 'in_batch'")
         self.save_hyperparameters()
         self.model = model
         if pretrained_checkpoint:
@@ -180,7 +184,7 @@ class RecformerTask(RankingTask):
         hidden = self.model.hidden_states(tokens)
         users = F.normalize(self.model.pool(hidden, tokens["attention_mask"]).float(), dim=-1)
         if hp.loss == "item_table":
-            logits = users @ self.model.item_table.T / hp.temperature
+            logits = users @ self.model.item_embeddings().T / hp.temperature
             logits[:, 0] = float("-inf")  # padding is never an answer
             loss = F.cross_entropy(logits, target)
         else:
