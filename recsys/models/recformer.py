@@ -22,8 +22,9 @@ cached next to the prepared dataset and kept in the model's state dict, so a che
 catalogue without the dataset's text.
 
 The item table (`item_embeddings()`) is the encoder run over the whole catalogue, stored as a buffer (with
-`item_ids`, joined with a learned vector per item on the fly); `refresh_item_table()` re-encodes it in batches. Training code decides when (RecformerTask refreshes it
-every N epochs and before each evaluation when the encoder has changed).
+`item_ids`, joined with a learned vector per item on the fly); `refresh_item_table()` re-encodes it in
+batches. Training code decides when (RecformerTask refreshes it every N epochs and before each evaluation
+when the encoder has changed).
 """
 
 from __future__ import annotations
@@ -264,8 +265,9 @@ class Recformer(nn.Module):
         item_ids: transductive fine-tuning (UniSRec's term): a learned vector per catalogue item is added to
             its text encoding before normalising, so items with the same text (most of the offline Amazon
             catalogues: brand and categories only) can be told apart and ranked by how they are bought. Zero
-            at the start (the text model unchanged); it only exists for this catalogue, so it is never copied
-            by `pretrained_checkpoint` and a new item is scored by its text alone. Histories stay text.
+            at the start (the text model unchanged). It belongs to this catalogue: `pretrained_checkpoint`
+            never copies it, so the encoder still moves to other catalogues, but within this one an item never
+            bought in training is only ever a negative and is pushed down. Histories stay text.
     """
 
     objective = "causal"
