@@ -4,7 +4,6 @@ RecBole run exit with code 2), and recsys workers get the precision and packing 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 from pathlib import Path
 
@@ -13,16 +12,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def _train_speed(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling `common`
-    spec = importlib.util.spec_from_file_location("train_speed", BENCH / "train_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_recbole_gets_only_flags_its_runner_defines(monkeypatch: pytest.MonkeyPatch) -> None:
-    train_speed = _train_speed(monkeypatch)
+def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
+    train_speed = benchmark_script("train_speed")
     args = argparse.Namespace(threads=1, seed=42, max_len=50, hidden_size=64, n_layers=2, n_heads=2, dropout=0.2,
                               attn_dropout=0.2, mask_ratio=0.2, batch_size=128, lr=1e-3, precision="bf16-mixed",
                               packed="true", layout="post-ln")  # fmt: skip

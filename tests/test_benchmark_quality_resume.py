@@ -4,21 +4,10 @@ on resume and the resumed run's first validation would count as its best."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _quality(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling `common`
-    spec = importlib.util.spec_from_file_location("quality", BENCH / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _checkpoint(folder: Path) -> dict:
@@ -39,10 +28,8 @@ def _checkpoint(folder: Path) -> dict:
     }
 
 
-def test_relocated_copy_points_checkpoints_at_the_copy_and_leaves_the_source(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    quality = _quality(monkeypatch)
+def test_relocated_copy_points_checkpoints_at_the_copy_and_leaves_the_source(benchmark_script, tmp_path: Path) -> None:
+    quality = benchmark_script("quality")
     source, copy = tmp_path / "run-a", tmp_path / "run-b"
     (source / "checkpoints").mkdir(parents=True)
     for name in ("last.ckpt", "best-2-30.ckpt"):
@@ -66,8 +53,8 @@ def test_relocated_copy_points_checkpoints_at_the_copy_and_leaves_the_source(
     assert original["callbacks"]["ModelCheckpoint{'monitor': 'val/ndcg@10'}"]["dirpath"] == str(source / "checkpoints")
 
 
-def test_relocated_copy_needs_a_last_checkpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    quality = _quality(monkeypatch)
+def test_relocated_copy_needs_a_last_checkpoint(benchmark_script, tmp_path: Path) -> None:
+    quality = benchmark_script("quality")
     (tmp_path / "run-a" / "checkpoints").mkdir(parents=True)
     with pytest.raises(SystemExit, match="last.ckpt"):
         quality._relocated_copy(tmp_path / "run-a", tmp_path / "run-b")

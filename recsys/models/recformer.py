@@ -482,9 +482,10 @@ class Recformer(nn.Module):
             with tqdm(total=n, desc="encoding items", unit="item", disable=not progress) as bar:
                 for start in range(0, n, size):
                     idx = order[start:start + size]
-                    vectors = self.encode_items(idx.to(device))
+                    on_device = idx.to(device)
+                    vectors = self.encode_items(on_device)
                     if not text_only:
-                        vectors = self.with_item_ids(vectors, idx.to(device))
+                        vectors = self.with_item_ids(vectors, on_device)
                     if isinstance(out, Tensor):
                         out[idx.to(out.device)] = vectors.to(out.device, out.dtype)
                     else:
