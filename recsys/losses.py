@@ -39,9 +39,21 @@ class FullSoftmaxCE(RetrievalLoss):
     for everything else.
     """
 
-    def forward(self, hidden: torch.Tensor, targets: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        item_table: torch.Tensor,
+        exclude: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`exclude` LongTensor [P, S] (optional): items that get no probability mass in row p's softmax
+        (0 = no item); a row's own target is never excluded, so repeated items still train."""
         # Dropping the padding row is the same as giving it a -inf logit, and saves a column.
         logits = hidden @ item_table[1:].T
+        if exclude is not None:
+            drop = torch.zeros(logits.shape[0], logits.shape[1] + 1, dtype=torch.bool, device=logits.device)
+            drop.scatter_(1, exclude.masked_fill(exclude == targets[:, None], 0), True)
+            logits = logits.masked_fill(drop[:, 1:], float("-inf"))
         return F.cross_entropy(logits, targets - 1)
 
 

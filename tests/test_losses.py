@@ -234,3 +234,19 @@ def test_popularity_counts_are_not_saved_in_checkpoints():
     loss.set_item_popularity(torch.ones(10))
     assert loss.state_dict() == {}
     GBCE(4, sampling="popularity").load_state_dict(loss.state_dict())
+
+
+def test_full_softmax_ce_excluded_items_leave_the_softmax_but_never_the_target(toy):
+    hidden, targets, table = toy
+    # row p excludes exclude[p] (0 = nothing); row 3 lists its own target 7, which must stay a class
+    exclude = torch.tensor([[2, 3], [0, 0], [1, 0], [7, 6], [5, 5], [0, 1]])
+    expected = 0.0
+    for p in range(P):
+        t = int(targets[p])
+        dropped = {int(i) for i in exclude[p] if int(i) not in (0, t)}
+        scores = {i: dot(hidden, table, p, i) for i in range(1, N_ITEMS + 1) if i not in dropped}
+        expected += -(scores[t] - math.log(sum(math.exp(s) for s in scores.values())))
+    expected /= P
+    got = FullSoftmaxCE()(hidden, targets, table, exclude=exclude)
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    assert got.item() < FullSoftmaxCE()(hidden, targets, table).item()  # fewer competitors, lower loss

@@ -32,6 +32,11 @@ class RetrievalTask(RankingTask):
         monitor_k: the K of the monitored `val/ndcg@K` (checkpointing and early stopping follow it).
         exclude_seen: drop each user's history items from the ranking (off by default: seen items are kept,
             as in the published protocol).
+        train_exclude_seen: give the items earlier in a training window no probability mass in that
+            position's softmax (full CE, causal models): training then ranks among unseen items, as evaluation
+            with `exclude_seen` does, instead of spending gradient on pushing history items down. Meant for
+            data whose items never repeat within a history (the S3-Rec Amazon sets); a target that repeats an
+            earlier item is still trained on.
     """
 
     def __init__(
@@ -45,11 +50,20 @@ class RetrievalTask(RankingTask):
         ks: list[int] | None = None,
         monitor_k: int = 10,
         exclude_seen: bool = False,
+        train_exclude_seen: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = model
         self.loss = loss if loss is not None else FullSoftmaxCE()
+        if train_exclude_seen:
+            if not isinstance(self.loss, FullSoftmaxCE):
+                raise ValueError(f"train_exclude_seen needs the full softmax loss (FullSoftmaxCE), not "
+                                 f"{type(self.loss).__name__}")
+            if getattr(model, "objective", "causal") != "causal":
+                raise ValueError(f"train_exclude_seen needs a causal model: {type(model).__name__} sees the whole "
+                                 "window at every position")
+        self.train_exclude_seen = train_exclude_seen
         self._init_ranking(ks, monitor_k)
 
     # -- wiring ---------------------------------------------------------------------------------------
@@ -81,6 +95,20 @@ class RetrievalTask(RankingTask):
             hidden = self.model(batch["item_seq"])
         targets = batch["targets"]
         mask = targets > 0
-        loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings())
+        if self.train_exclude_seen:
+            earlier = earlier_items(batch["item_seq"], batch.get("segments"))[mask]
+            loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings(), exclude=earlier)
+        else:
+            loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings())
         self.log("train/loss", loss, prog_bar=True, batch_size=int(mask.sum()))
         return loss
+
+
+def earlier_items(item_seq: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+    """[B, L] left-padded windows (several per row when `segments` is given) -> [B, L, L]: at [b, t], the
+    items of positions <= t in the same window, 0 elsewhere (what position t has already seen)."""
+    length = item_seq.shape[1]
+    visible = torch.ones(length, length, dtype=torch.bool, device=item_seq.device).tril()[None]
+    if segments is not None:
+        visible = visible & (segments[:, :, None] == segments[:, None, :])
+    return item_seq[:, None, :].expand(-1, length, -1).masked_fill(~visible, 0)
