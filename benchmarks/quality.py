@@ -259,8 +259,11 @@ def _table(runs: list[dict]) -> str:
             lines.append(f"| {dataset} | {name} | {recall:.4f} | {ndcg:.4f} | | | | | published |")
         for r in (r for r in runs if r["dataset"] == dataset):
             m = r["metrics"]
+            label = r.get("label", "config")
+            if "seen items excluded" in r["protocol"] and "seen excluded" not in label:
+                label += ", seen excluded"  # a run trained and tested with --model.init_args.exclude_seen true
             lines.append(
-                f"| {dataset} | ours: {r['model']} ({r.get('label', 'config')}) | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
+                f"| {dataset} | ours: {r['model']} ({label}) | {m['recall@10']:.4f} | {m['ndcg@10']:.4f} | "
                 f"{m.get('recall@5', float('nan')):.4f} | {m.get('ndcg@5', float('nan')):.4f} | "
                 f"{r['epochs']} ({r.get('best_epoch', '?')}) | {r['seconds']:.0f} (cap {r['capped']:.0f} min) | measured |"
             )

@@ -58,3 +58,19 @@ def test_relocated_copy_needs_a_last_checkpoint(benchmark_script, tmp_path: Path
     (tmp_path / "run-a" / "checkpoints").mkdir(parents=True)
     with pytest.raises(SystemExit, match="last.ckpt"):
         quality._relocated_copy(tmp_path / "run-a", tmp_path / "run-b")
+
+
+def test_table_marks_runs_tested_with_seen_items_excluded(benchmark_script) -> None:
+    quality = benchmark_script("quality")
+    metrics = {"recall@10": 0.09, "ndcg@10": 0.05, "recall@5": 0.06, "ndcg@5": 0.04}
+    base = {"model": "sasrec", "dataset": "amazon-beauty", "metrics": metrics, "epochs": 3, "best_epoch": 2,
+            "seconds": 60.0, "capped": 1.0, "command": "recsys fit"}
+    runs = [
+        {**base, "label": "kept", "protocol": "full ranking, seen items kept"},
+        {**base, "label": "trained-excluding", "protocol": "full ranking, seen items excluded"},
+        {**base, "label": "kept, seen excluded", "protocol": "full ranking, seen items excluded"},
+    ]
+    table = quality._table(runs)
+    assert "| ours: sasrec (kept) |" in table
+    assert "| ours: sasrec (trained-excluding, seen excluded) |" in table
+    assert "| ours: sasrec (kept, seen excluded) |" in table  # not marked twice
