@@ -63,7 +63,6 @@ class RetrievalTask(RankingTask):
             if getattr(model, "objective", "causal") != "causal":
                 raise ValueError(f"train_exclude_seen needs a causal model: {type(model).__name__} sees the whole "
                                  "window at every position")
-        self.train_exclude_seen = train_exclude_seen
         self._init_ranking(ks, monitor_k)
 
     # -- wiring ---------------------------------------------------------------------------------------
@@ -95,11 +94,10 @@ class RetrievalTask(RankingTask):
             hidden = self.model(batch["item_seq"])
         targets = batch["targets"]
         mask = targets > 0
-        if self.train_exclude_seen:
-            earlier = earlier_items(batch["item_seq"], batch.get("segments"))[mask]
-            loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings(), exclude=earlier)
-        else:
-            loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings())
+        # Only FullSoftmaxCE takes `exclude` (checked at construction), so the others get no extra argument.
+        extra = {"exclude": earlier_items(batch["item_seq"], batch.get("segments"))[mask]} if (
+            self.hparams.train_exclude_seen) else {}
+        loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings(), **extra)
         self.log("train/loss", loss, prog_bar=True, batch_size=int(mask.sum()))
         return loss
 
