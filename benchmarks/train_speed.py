@@ -220,7 +220,7 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
 
     clock = Clock()
     trainer = pl.Trainer(
-        max_epochs=args.max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        max_epochs=args.max_epochs, accelerator=args.accelerator, devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
         default_root_dir=str(WORK), precision=args.precision,
     )
@@ -246,7 +246,14 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
         "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
         "precision": args.precision, "packed": args.packed == "true", "allocator_tuned": args.allocator_tuned,
+        "accelerator": args.accelerator, "device_name": _device_name(args.accelerator),
     }
+
+
+def _device_name(accelerator: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if accelerator in ("gpu", "cuda") else "cpu"
 
 
 def worker_probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -676,6 +683,9 @@ def main() -> None:
                              "(RecBole keeps the shared ones); reported as a separate, clearly labelled row; repeat "
                              "for more rows")
     parser.add_argument("--label", default="recsys", help=argparse.SUPPRESS)
+    # Workers only: the driver compares against RecBole on this machine's CPU; benchmarks/gpu_check.py runs
+    # workers on a lent GPU with --accelerator gpu.
+    parser.add_argument("--accelerator", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.render_only:
