@@ -1,0 +1,63 @@
+"""gpu_check.py runs once, for minutes, on a lent GPU: its bookkeeping must be right before it gets there. A failing
+job must become a reported result (not end the check), results must be on disk after every job, and a run folder
+must be read back into the metrics and validation curve the report prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _report(gpu_check, out: Path):  # noqa: ANN001, ANN202
+    return gpu_check.Report(out, argparse.Namespace(accelerator="gpu"))
+
+
+def test_a_failing_job_is_reported_and_the_files_are_written(benchmark_script, tmp_path: Path) -> None:
+    gpu_check = benchmark_script("gpu_check")
+    report = _report(gpu_check, tmp_path)
+
+    def broken() -> dict:
+        raise RuntimeError("CUDA error: out of memory")
+
+    result = gpu_check.guarded(report, "bf16", broken)
+    assert result["ok"] is False and result["error"] == "RuntimeError: CUDA error: out of memory"
+    stored = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert stored["jobs"]["bf16"]["error"] == result["error"]
+    assert "| bf16 | False |" in (tmp_path / "gpu_check.md").read_text()
+    assert not list(tmp_path.glob(".*.tmp"))  # written under a temporary name, then renamed
+
+
+def test_speed_targets_are_recboles_stored_best(benchmark_script) -> None:
+    gpu_check = benchmark_script("gpu_check")
+    runs = json.loads(gpu_check.SPEED_TARGETS.read_text())["runs"]
+    stored = next(r for r in runs if r["dataset"] == "ml-100k" and r["model"] == "SASRec")
+    assert gpu_check.speed_target("ml-100k", "sasrec") == stored["recbole"]["best_valid_ndcg@10"] > 0
+
+
+def test_a_run_folder_is_read_back_and_rendered(benchmark_script, tmp_path: Path) -> None:
+    gpu_check = benchmark_script("gpu_check")
+    logs = tmp_path / "run" / "logs" / "version_0"
+    logs.mkdir(parents=True)
+    (logs / "test_metrics.json").write_text(json.dumps(
+        {"protocol": "full ranking over 5 items, leave-one-out (test), seen items kept, K=10",
+         "metrics": {"recall@10": 0.123456, "ndcg@10": 0.06543}}))  # fmt: skip
+    (logs / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/ndcg@10\n0,9,2.5,\n0,10,,0.02\n1,20,,0.05\n2,30,,0.04\n")
+    result = gpu_check.fit_result(tmp_path / "run")
+    assert result["ok"] and result["test"] == {"recall@10": 0.1235, "ndcg@10": 0.0654}
+    assert result["val_ndcg@10_by_epoch"] == [[0, 0.02], [1, 0.05], [2, 0.04]]
+    result.update(wall_s=12.0, command="-m recsys.cli fit --config c.yaml")
+    report = _report(gpu_check, tmp_path / "out")
+    report.add("fit_sasrec", result)
+    report.add("fit_tiger", {"ok": False, "error": "exit 1; see fit_tiger.log", "wall_s": 3.0, "command": "x"})
+    table = (tmp_path / "out" / "gpu_check.md").read_text()
+    # best validation at logged epoch 1 is the second epoch; three epochs were validated
+    assert "| fit_sasrec | True | 0.1235 | 0.0654 | full ranking over 5 items" in table
+    assert "| 0.0500 (2) | 3 | 12.0 |" in table
+    assert "| fit_tiger | False | | | exit 1; see fit_tiger.log |" in table
+
+
+def test_a_run_without_test_metrics_is_a_failure(benchmark_script, tmp_path: Path) -> None:
+    gpu_check = benchmark_script("gpu_check")
+    assert gpu_check.fit_result(tmp_path) == {"ok": False, "error": "no test_metrics.json"}
