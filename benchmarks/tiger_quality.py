@@ -311,7 +311,14 @@ NOTES = [
     "2-core CPU (`paper-size`: the paper's 4 + 4 layers, d_ff 1024, 6 heads of 64 through --extra, stopped by its "
     "30-minute cap in its second epoch, below the small model at that budget). More epochs of the small model stopped helping: with collaborative IDs, validation NDCG@10 is "
     "flat at ~.0115 from epoch 5 and 10 epochs test no better than 5. `configs/tiger/amazon-beauty-gpu.yaml` is the "
-    "paper-sized run for one GPU (not run here: no GPU was lent).",
+    "paper-sized run for one GPU. On an H200 lent on 2026-11-30 (benchmarks/results/gpu_check.md) it was run "
+    "for minutes only, with the warm-up cut to 1,500 steps at lr 0.01 or 300 at lr 0.005 and the collaborative "
+    "IDs: both diverged after about 1,000 steps (training loss 2.03-2.18 over steps 224-824, 2.55-2.63 at step "
+    "2,024; validation NDCG@10 on 2,048 users from .0092-.0096 at epochs 0-1 to .0002 at epoch 3 at lr 0.01, "
+    "from .0060 to 0 at lr 0.005), so the paper-size model needs a lower peak rate or the config's full "
+    "10,000-step warm-up, which was not run to the end. Generation is not the cause: a CPU-trained checkpoint "
+    "tested on the card in fp32 gave the CPU's metrics exactly (2,048 test users, Recall@10 .00977, NDCG@10 "
+    ".00445).",
     "- The item texts of this Beauty version (S3-Rec) hold brand and categories only, no titles: 12,101 items "
     "have 3,103 distinct texts and up to 201 items share one text (benchmarks/results/semantic_ids.md). Items "
     "with one text get one code tuple, so the collision digit (201 values) is what tells them apart and the "
