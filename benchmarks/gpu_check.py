@@ -324,7 +324,13 @@ NOTES = [
     "training loss was 2.03-2.18 over steps 224-824 and rose to 2.55-2.63 by step 2,024, validation NDCG@10 (2,048 "
     "users) .0092 -> .0096 -> .0051 -> .0002 over epochs 0-3 at lr 0.01 (warm-up 1,500) and .0060 -> .0050 -> "
     ".0003 -> 0 at lr 0.005 (warm-up 300). The CPU's 2+2-layer collab config stayed stable at lr 0.005 for 5,139 "
-    "steps (benchmarks/results/tiger_quality.md).",
+    "steps (benchmarks/results/tiger_quality.md). That call's commands: `recsys fit --config "
+    "configs/tiger/amazon-beauty-gpu.yaml --model.init_args.model.init_args.semantic_ids IDS --trainer.max_epochs 30 "
+    "--trainer.check_val_every_n_epoch 1 --trainer.limit_val_batches 2 --trainer.max_time 00:00:02:50 "
+    "--model.init_args.lr 0.01 --model.init_args.warmup_steps 1500` (and `0.005` / `300`), the two side by side; "
+    "`recsys test --config CONFIG --ckpt_path CKPT --trainer.limit_test_batches 8 --trainer.accelerator gpu` on a "
+    "checkpoint from `recsys fit --config configs/tiger/amazon-beauty-collab.yaml --trainer.limit_train_batches 150 "
+    "--trainer.max_epochs 1 --trainer.precision 32-true` on the CPU, tested the same way there.",
     "Speed rows: the same workers as benchmarks/train_speed.py (identical hyperparameters, the RecBole targets "
     "measured on the 2-core CPU), run one after another alone on the card. They show the card's speed, not the "
     "issue's goal, which compares both frameworks on the same machine. The packed bf16 variant is slower here "
