@@ -11,7 +11,8 @@ which goes on job by job: a job that fails is reported with its log and the othe
   targets (RecBole's best validation NDCG@10 from benchmarks/results/train_speed.json): seconds to the target.
   These run alone on the card; the fit jobs after them share it.
 - fit jobs, side by side and time-capped (`recsys fit`, which tests its best checkpoint): SASRec on Amazon
-  Beauty with the shipped config in bf16; TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml)
+  Beauty with the shipped config in bf16, and with the best seen-excluded recipe of quality.md (d=64,
+  `train_exclude_seen`); TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml)
   with semantic IDs built beforehand (`--tiger-ids`, a `SemanticIds.save` file, so no text encoder is needed
   there) and a schedule shortened to the cap; SASRec on ML-100K with the DDP strategy on the one GPU, then its
   checkpoint tested again without DDP (the metrics must agree).
@@ -20,7 +21,9 @@ which goes on job by job: a job that fails is reported with its log and the othe
     python benchmarks/gpu_check.py --accelerator cpu --quick --out /tmp/gpu_check   # rehearsal on a CPU
 
 Writes gpu_check.json and gpu_check.md into --out after every job (a run cut short still leaves its results),
-and each job's log into --logs.
+and each job's log into --logs. The script needs recsys importable (an install, or PYTHONPATH at the repository)
+and no download: on a machine that reaches no package index, carry what its image lacks as wheels (for the
+H200 run: polars, faiss-cpu, jsonargparse, omegaconf and their pure-Python needs).
 """
 
 from __future__ import annotations
