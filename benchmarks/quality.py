@@ -264,6 +264,21 @@ NOTES = [
     "(validation .0666-.0684 over logged epochs 67-77, no new best) and Sports d=128 `trainexcl` after 12 epochs "
     "(validation .0267 at logged epoch 11), to run d=64 instead. Sports d=64 peaked at logged epoch 25 (.0399) and "
     "was at .0381-.0382 by 39-41, so a longer run is not the next step there.",
+    "`ce-d64-packed` is the attribution that note asked for (2026-11-30): d=64 with the shipped configs' shuffled "
+    "packed batches and without the option, the checkpoint chosen by seen-kept validation and tested both ways. "
+    "Beauty .0870 / .0430 seen kept and .0959 / .0574 seen excluded (early-stopped at epoch 63, best 42, 20 min); "
+    "Toys .0916 / .0463 and .0982 / .0614 (99 epochs, best 78, 25 min); Sports .0485 / .0251 and .0527 / .0306 (45 "
+    "epochs, best 24, 29 min). So at d=64 `train_exclude_seen` adds nothing on Beauty and Toys (.0943 / .0564 and "
+    ".0956 / .0608 with it) and helps on Sports (.0545 / .0317 with it); what lifted the seen-excluded rows is d=64 "
+    "with shuffled packed batches (length-grouped `ce-d64-grouped`: .0913 / .0555, .0920 / .0573, .0471 / .0269). "
+    "With seen items excluded the best rows are now above the best published row on Beauty (.0959 / .0574 against "
+    ".0921 / .0531) and Toys (.0982 / .0614 against .0970 / .0580), and on Sports NDCG@10 only (.0545 / .0317 "
+    "against .0569 / .0314). Seen kept, d=64 has the higher Recall@10 and d=128 the higher NDCG@10 on all three "
+    "(d=128: .0827 / .0477, .0881 / .0526, .0475 / .0261), so the configs keep d=128: the d=64 model leaves more "
+    "of each user's history in its top 10 (its seen-excluded NDCG@10 is 33% above its seen-kept one on Beauty, "
+    "against 13% for d=128). Toys d=64 `trainexcl` with dropout 0.3 (`-drop03`): .0924 / .0588 (best epoch 22, "
+    "early-stopped at 43), below dropout 0.5. On an H200 the d=64 `trainexcl` Beauty recipe gave .0946 / .0562 in "
+    "165 s (benchmarks/results/gpu_check.md).",
 ]
 
 
