@@ -282,7 +282,8 @@ NOTES = [
     "Sports d=64 `trainexcl` with more regularisation (2026-11-30): `-wd005` (`--model.init_args.weight_decay 0.05`, "
     "AdamW on the non-embedding weights) .0548 / .0321 (best epoch 26, early-stopped at 47; validation peak .0400 "
     "at logged epoch 25, as without it) and `-drop06` (dropout 0.6) .0543 / .0322 (best 42, 63 epochs, 47 min), "
-    "against .0545 / .0317: within noise of each other, Recall@10 still 3.7-4.6% below the best published .0569.",
+    "against .0545 / .0317: within .0005 of it on both metrics (seed-to-seed spread not measured), Recall@10 still "
+    "3.7-4.6% below the best published .0569.",
 ]
 
 
