@@ -37,7 +37,18 @@ class FullSoftmaxCE(RetrievalLoss):
 
     Costs a [P, n_items] logit matrix per step; cheap for tens of thousands of items, the reference point
     for everything else.
+
+    Args:
+        label_smoothing: eps in [0, 1): the target distribution is (1 - eps) on the target plus eps spread
+            evenly over every item the row may rank (excluded items get none), as torch's cross-entropy
+            smoothing does over all classes; it keeps the softmax from putting all its mass on one item.
     """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing={label_smoothing}: expected a value in [0, 1)")
+        self.label_smoothing = label_smoothing
 
     def forward(
         self,
@@ -50,11 +61,22 @@ class FullSoftmaxCE(RetrievalLoss):
         (0 = no item); a row's own target is never excluded, so repeated items still train."""
         # Dropping the padding row is the same as giving it a -inf logit, and saves a column.
         logits = hidden @ item_table[1:].T
+        allowed = None
         if exclude is not None:
             drop = torch.zeros(logits.shape[0], logits.shape[1] + 1, dtype=torch.bool, device=logits.device)
             drop.scatter_(1, exclude.masked_fill(exclude == targets[:, None], 0), True)
-            logits = logits.masked_fill(drop[:, 1:], float("-inf"))
-        return F.cross_entropy(logits, targets - 1)
+            allowed = ~drop[:, 1:]
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        eps = self.label_smoothing
+        if eps == 0.0:
+            return F.cross_entropy(logits, targets - 1)
+        log_probs = logits.log_softmax(dim=1)
+        nll = -log_probs.gather(1, (targets - 1)[:, None]).squeeze(1)
+        if allowed is None:
+            uniform = -log_probs.mean(dim=1)
+        else:  # excluded items hold -inf: leave them out of the uniform part instead of summing them
+            uniform = -log_probs.masked_fill(~allowed, 0.0).sum(dim=1) / allowed.sum(dim=1)
+        return ((1.0 - eps) * nll + eps * uniform).mean()
 
 
 class _SampledLoss(RetrievalLoss):

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -250,3 +251,35 @@ def test_full_softmax_ce_excluded_items_leave_the_softmax_but_never_the_target(t
     got = FullSoftmaxCE()(hidden, targets, table, exclude=exclude)
     assert got.item() == pytest.approx(expected, rel=1e-9)
     assert got.item() < FullSoftmaxCE()(hidden, targets, table).item()  # fewer competitors, lower loss
+
+
+def test_full_softmax_label_smoothing_matches_torch_without_exclusion(toy) -> None:
+    hidden, targets, table = toy
+    logits = hidden @ table[1:].T
+    expected = F.cross_entropy(logits, targets - 1, label_smoothing=0.1)
+    got = FullSoftmaxCE(label_smoothing=0.1)(hidden, targets, table)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_full_softmax_label_smoothing_spreads_only_over_allowed_items(toy) -> None:
+    hidden, targets, table = toy
+    eps = 0.2
+    exclude = torch.tensor([[2, 3], [0, 0], [1, 0], [7, 6], [5, 5], [0, 1]])
+    expected = 0.0
+    for p in range(P):
+        t = int(targets[p])
+        dropped = {int(i) for i in exclude[p] if int(i) not in (0, t)}
+        scores = {i: dot(hidden, table, p, i) for i in range(1, N_ITEMS + 1) if i not in dropped}
+        log_z = math.log(sum(math.exp(s) for s in scores.values()))
+        nll = -(scores[t] - log_z)
+        uniform = sum(-(s - log_z) for s in scores.values()) / len(scores)
+        expected += (1 - eps) * nll + eps * uniform
+    expected /= P
+    got = FullSoftmaxCE(label_smoothing=eps)(hidden, targets, table, exclude=exclude)
+    assert math.isfinite(got.item())
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_full_softmax_label_smoothing_rejects_out_of_range() -> None:
+    with pytest.raises(ValueError, match="label_smoothing"):
+        FullSoftmaxCE(label_smoothing=1.0)
