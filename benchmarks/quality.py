@@ -284,6 +284,18 @@ NOTES = [
     "at logged epoch 25, as without it) and `-drop06` (dropout 0.6) .0543 / .0322 (best 42, 63 epochs, 47 min), "
     "against .0545 / .0317: within .0005 of it on both metrics (seed-to-seed spread not measured), Recall@10 still "
     "3.7-4.6% below the best published .0569.",
+    "Sports shape and loss probes (2026-11-30, all `trainexcl`, so seen excluded; two runs at a time, 1 thread "
+    "each): `ce-d48-packed-trainexcl` (d=48) .0546 / .0321 (best 32, early-stopped at 53), level with d=64. "
+    "Stopped by hand, not in the table: d=64 with 1 block and 1 head (the eSASRec paper's shape for these sets) "
+    "peaked at validation NDCG@10 .0368 (epoch 17) and fell to .0353 by 27, against .0400 for 2 blocks; d=64 with "
+    "3 blocks learned more slowly (.0295 at epoch 21 against .0386). `ss256-d64-1l-exclseen` is the best published "
+    "row's own recipe (configs/sasrec/amazon-beauty-ss.yaml on Sports, validated and tested with seen items "
+    "excluded): .0502 / .0296, validation peak .0358 at epoch 7, then down to .0306 by 27, as on Beauty. Label "
+    "smoothing on the full softmax (`--model.init_args.loss.init_args.label_smoothing EPS`, spread only over the "
+    "items a row may rank) is the first change that moved Sports: validation peak .0400 -> .0414 (eps 0.1, epoch 25) "
+    "and .0421 (eps 0.2, epoch 31), test .0545 / .0317 -> .0557 / .0321 (0.1) and .0563 / .0330 (0.2); eps 0.3 "
+    "gave .0558 / .0324 (a 36-minute cap ended it at epoch 39, best 36, validation still rising). Recall@10 is still 1.1% under the best published .0569 (NDCG@10 5% above its .0314); one seed each, "
+    "and label smoothing was not tried on Beauty or Toys.",
 ]
 
 
