@@ -294,8 +294,9 @@ NOTES = [
     "smoothing on the full softmax (`--model.init_args.loss.init_args.label_smoothing EPS`, spread only over the "
     "items a row may rank) is the first change that moved Sports: validation peak .0400 -> .0414 (eps 0.1, epoch 25) "
     "and .0421 (eps 0.2, epoch 31), test .0545 / .0317 -> .0557 / .0321 (0.1) and .0563 / .0330 (0.2); eps 0.3 "
-    "gave .0558 / .0324 (a 36-minute cap ended it at epoch 39, best 36, validation still rising). Recall@10 is still 1.1% under the best published .0569 (NDCG@10 5% above its .0314); one seed each, "
-    "and label smoothing was not tried on Beauty or Toys.",
+    "gave .0558 / .0324 (a 36-minute cap ended it at epoch 39, best 36, validation still rising). Recall@10 is "
+    "still 1.1% under the best published .0569 (NDCG@10 5% above its .0314); one seed each, and label smoothing "
+    "was not tried on Beauty or Toys.",
 ]
 
 

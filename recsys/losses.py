@@ -68,14 +68,12 @@ class FullSoftmaxCE(RetrievalLoss):
             allowed = ~drop[:, 1:]
             logits = logits.masked_fill(~allowed, float("-inf"))
         eps = self.label_smoothing
-        if eps == 0.0:
-            return F.cross_entropy(logits, targets - 1)
+        if allowed is None or eps == 0.0:
+            return F.cross_entropy(logits, targets - 1, label_smoothing=eps)
+        # torch's smoothing would sum the -inf of excluded items: spread eps over the allowed ones only
         log_probs = logits.log_softmax(dim=1)
         nll = -log_probs.gather(1, (targets - 1)[:, None]).squeeze(1)
-        if allowed is None:
-            uniform = -log_probs.mean(dim=1)
-        else:  # excluded items hold -inf: leave them out of the uniform part instead of summing them
-            uniform = -log_probs.masked_fill(~allowed, 0.0).sum(dim=1) / allowed.sum(dim=1)
+        uniform = -log_probs.masked_fill(~allowed, 0.0).sum(dim=1) / allowed.sum(dim=1)
         return ((1.0 - eps) * nll + eps * uniform).mean()
 
 

@@ -29,6 +29,18 @@ def dot(hidden: torch.Tensor, table: torch.Tensor, p: int, item: int) -> float:
     return sum(float(hidden[p, k]) * float(table[item, k]) for k in range(hidden.shape[1]))
 
 
+# row p excludes EXCLUDE[p] (0 = nothing); row 3 lists its own target 7, which must stay a class
+EXCLUDE = torch.tensor([[2, 3], [0, 0], [1, 0], [7, 6], [5, 5], [0, 1]])
+
+
+def allowed_scores(
+    hidden: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor, p: int
+) -> dict[int, float]:
+    """Row p's scores over the items its softmax keeps: all but its excluded ones, never its own target."""
+    dropped = {int(i) for i in exclude[p] if int(i) not in (0, int(targets[p]))}
+    return {i: dot(hidden, table, p, i) for i in range(1, N_ITEMS + 1) if i not in dropped}
+
+
 def log_sigmoid(x: float) -> float:
     return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
 
@@ -239,16 +251,12 @@ def test_popularity_counts_are_not_saved_in_checkpoints():
 
 def test_full_softmax_ce_excluded_items_leave_the_softmax_but_never_the_target(toy):
     hidden, targets, table = toy
-    # row p excludes exclude[p] (0 = nothing); row 3 lists its own target 7, which must stay a class
-    exclude = torch.tensor([[2, 3], [0, 0], [1, 0], [7, 6], [5, 5], [0, 1]])
     expected = 0.0
     for p in range(P):
-        t = int(targets[p])
-        dropped = {int(i) for i in exclude[p] if int(i) not in (0, t)}
-        scores = {i: dot(hidden, table, p, i) for i in range(1, N_ITEMS + 1) if i not in dropped}
-        expected += -(scores[t] - math.log(sum(math.exp(s) for s in scores.values())))
+        scores = allowed_scores(hidden, table, targets, EXCLUDE, p)
+        expected += -(scores[int(targets[p])] - math.log(sum(math.exp(s) for s in scores.values())))
     expected /= P
-    got = FullSoftmaxCE()(hidden, targets, table, exclude=exclude)
+    got = FullSoftmaxCE()(hidden, targets, table, exclude=EXCLUDE)
     assert got.item() == pytest.approx(expected, rel=1e-9)
     assert got.item() < FullSoftmaxCE()(hidden, targets, table).item()  # fewer competitors, lower loss
 
@@ -264,18 +272,16 @@ def test_full_softmax_label_smoothing_matches_torch_without_exclusion(toy) -> No
 def test_full_softmax_label_smoothing_spreads_only_over_allowed_items(toy) -> None:
     hidden, targets, table = toy
     eps = 0.2
-    exclude = torch.tensor([[2, 3], [0, 0], [1, 0], [7, 6], [5, 5], [0, 1]])
     expected = 0.0
     for p in range(P):
         t = int(targets[p])
-        dropped = {int(i) for i in exclude[p] if int(i) not in (0, t)}
-        scores = {i: dot(hidden, table, p, i) for i in range(1, N_ITEMS + 1) if i not in dropped}
+        scores = allowed_scores(hidden, table, targets, EXCLUDE, p)
         log_z = math.log(sum(math.exp(s) for s in scores.values()))
         nll = -(scores[t] - log_z)
         uniform = sum(-(s - log_z) for s in scores.values()) / len(scores)
         expected += (1 - eps) * nll + eps * uniform
     expected /= P
-    got = FullSoftmaxCE(label_smoothing=eps)(hidden, targets, table, exclude=exclude)
+    got = FullSoftmaxCE(label_smoothing=eps)(hidden, targets, table, exclude=EXCLUDE)
     assert math.isfinite(got.item())
     assert got.item() == pytest.approx(expected, rel=1e-9)
 
