@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -273,9 +274,17 @@ def fit_jobs(args: argparse.Namespace, report: Report, budget_s: float) -> None:
     if args.quick:
         for command in jobs.values():
             command += ["--trainer.limit_train_batches", "20", "--trainer.max_epochs", "2"]
-    running = {name: start_fit(name, command, args.logs, args.threads) for name, command in jobs.items()}
+    run_side_by_side(jobs, args.logs, args.threads, budget_s,
+                     lambda name, code, wall: fit_report(report, name, jobs[name], code, wall, args))
+
+
+def run_side_by_side(jobs: dict[str, list[str]], logs: Path, threads: int, budget_s: float,
+                     on_end: Callable[[str, int | str, float], None]) -> None:
+    """Start every job at once and call `on_end(name, exit code, wall seconds)` as each one ends, so that its
+    result is written before the others finish; a job still running 60 s past the budget is killed."""
+    running = {name: start_fit(name, command, logs, threads) for name, command in jobs.items()}
     ended: set[str] = set()
-    while len(ended) < len(running):  # poll: each job is reported (and written) as soon as it ends
+    while len(ended) < len(running):
         for name, (proc, started) in running.items():
             if name in ended:
                 continue
@@ -286,7 +295,7 @@ def fit_jobs(args: argparse.Namespace, report: Report, budget_s: float) -> None:
                 code = "killed at the budget"
             if code is not None:
                 ended.add(name)
-                fit_report(report, name, jobs[name], code, time.perf_counter() - started, args)
+                on_end(name, code, time.perf_counter() - started)
         time.sleep(1.0)
 
 

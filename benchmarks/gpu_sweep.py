@@ -1,0 +1,202 @@
+"""GPU sweep: recipes too slow to search on the 2-core CPU, trained side by side on a lent card in one call.
+
+A lent GPU comes for minutes, and one H200 holds many of our small models at once, so every job of a sweep trains
+at the same time, each stopped by a wall-clock cap, and `recsys fit` tests each one's best checkpoint by
+validation NDCG@10. The jobs (`--only` picks some):
+
+- tiger_*: TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml: 4 + 4 T5 layers, d_ff 1024, 6 heads
+  of 64) on Amazon Beauty with semantic IDs built beforehand (`--tiger-ids`, a `SemanticIds.save` file, so the
+  card needs no text encoder), at constant learning rates with batches of 256 and 1,024: the config's lr 0.01
+  diverged on this card (benchmarks/results/gpu_check.md).
+- sports_*: SASRec on Amazon Sports with the best seen-excluded recipe of benchmarks/results/quality.md (d=64,
+  `train_exclude_seen`, label smoothing 0.2) under three seeds, and label smoothing 0.3 without the CPU run's
+  time cap.
+
+    python benchmarks/gpu_sweep.py --prepared prepared --tiger-ids ids.npz --budget 420
+    python benchmarks/gpu_sweep.py --accelerator cpu --quick --out /tmp/sweep --tiger-ids ids.npz   # rehearsal
+
+Writes gpu_sweep.json and gpu_sweep.md into --out as each job ends (a call cut short still leaves the finished
+jobs), each job's log into --logs and its run folder (checkpoints, metrics.csv) under --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import cores, cpu_name, versions
+from gpu_check import fit_command, fit_result, log, run_side_by_side
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TIGER_CONFIG = "configs/tiger/amazon-beauty-gpu.yaml"
+SPORTS_CONFIG = "configs/sasrec/amazon-sports.yaml"
+TIGER_TEST_S = 100  # TIGER's test pass (beam search over every test user) must fit after its training cap
+SPORTS_RECIPE = ["--model.init_args.model.init_args.hidden_size", "64", "--model.init_args.train_exclude_seen",
+                 "true", "--model.init_args.exclude_seen", "true"]  # fmt: skip
+
+
+def tiger_job(batch: int, lr: float, warmup: int, validate_every: int) -> list[str]:
+    return ["--data.init_args.batch_size", str(batch), "--model.init_args.lr", str(lr),
+            "--model.init_args.schedule", "constant", "--model.init_args.warmup_steps", str(warmup),
+            "--trainer.check_val_every_n_epoch", str(validate_every), "--trainer.limit_val_batches", "2"]  # fmt: skip
+
+
+def sports_job(smoothing: float, seed: int) -> list[str]:
+    return [*SPORTS_RECIPE, "--model.init_args.loss.init_args.label_smoothing", str(smoothing),
+            "--seed_everything", str(seed)]  # fmt: skip
+
+
+# name -> (config, dataset, extra arguments)
+JOBS: dict[str, tuple[str, str, list[str]]] = {
+    "tiger_b256_lr3e-4": (TIGER_CONFIG, "amazon-beauty", tiger_job(256, 3e-4, 0, 1)),
+    "tiger_b1024_lr5e-4": (TIGER_CONFIG, "amazon-beauty", tiger_job(1024, 5e-4, 100, 3)),
+    "tiger_b1024_lr1e-3": (TIGER_CONFIG, "amazon-beauty", tiger_job(1024, 1e-3, 100, 3)),
+    "tiger_b1024_lr2e-3": (TIGER_CONFIG, "amazon-beauty", tiger_job(1024, 2e-3, 200, 3)),
+    "sports_ls02_seed42": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 42)),
+    "sports_ls02_seed1": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 1)),
+    "sports_ls02_seed2": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 2)),
+    "sports_ls03_seed42": (SPORTS_CONFIG, "amazon-sports", sports_job(0.3, 42)),
+}
+NOTES: list[str] = []
+
+
+class SweepReport:
+    """The finished jobs so far, rewritten after each one (to a temporary name, then renamed)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.data: dict[str, Any] = {
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+            "machine": {"cpu": cpu_name(), "cores": cores()},
+            "versions": versions("torch", "pytorch-lightning", "transformers", "faiss-cpu", "polars"),
+            "jobs": {},
+        }
+
+    def add(self, name: str, result: dict[str, Any]) -> None:
+        self.data["jobs"][name] = result
+        self.out.mkdir(parents=True, exist_ok=True)
+        for suffix, text in (("json", json.dumps(self.data, indent=2) + "\n"), ("md", render(self.data))):
+            tmp = self.out / f".gpu_sweep.{suffix}.tmp"
+            tmp.write_text(text)
+            tmp.replace(self.out / f"gpu_sweep.{suffix}")
+
+
+def trained_steps(root: Path) -> int | None:
+    """The last optimiser step logged in the run's metrics.csv files."""
+    import polars as pl
+
+    steps = [pl.read_csv(csv)["step"].max() for csv in root.rglob("metrics.csv")]
+    steps = [int(s) for s in steps if s is not None]
+    return max(steps) if steps else None
+
+
+def job_result(name: str, command: list[str], code: int | str, wall: float) -> dict[str, Any]:
+    root = Path(command[command.index("--trainer.default_root_dir") + 1])
+    result = fit_result(root) if code == 0 else {"ok": False, "error": f"exit {code}; see {name}.log"}
+    result["steps"] = trained_steps(root)
+    result["wall_s"] = round(wall, 1)
+    result["command"] = "recsys " + " ".join(command[3:]).replace(str(ROOT) + "/", "")
+    return result
+
+
+def render(data: dict[str, Any]) -> str:
+    device = data.get("device", "the card")
+    lines = [
+        "# GPU sweep", "",
+        f"Card: {device}; host {data['machine']['cpu']}, {data['machine']['cores']} cores. Versions: "
+        f"{', '.join(f'{k} {v}' for k, v in data['versions'].items())}.", "",
+        f"Command: `python {data['command']}`", "",
+        "Each job is `recsys fit` (training capped by `--trainer.max_time`, then `recsys test` of the best "
+        "checkpoint by validation NDCG@10); all jobs ran at the same time on the one card.", "",
+        "| job | test Recall@5 | test NDCG@5 | test Recall@10 | test NDCG@10 | protocol | best val NDCG@10 (epoch, "
+        "from 1) | last validated epoch | steps | wall s (fit + test) | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, r in data["jobs"].items():
+        if not r.get("test"):
+            lines.append(f"| {name} | | | | | {r.get('error', '')} | | | {r.get('steps')} | {r.get('wall_s')} | "
+                         f"`{r.get('command', '')}` |")
+            continue
+        test = r["test"]
+        curve = r.get("val_ndcg@10_by_epoch") or [[-1, float("nan")]]
+        best = max(curve, key=lambda point: point[1])
+        lines.append(
+            f"| {name} | {test['recall@5']:.4f} | {test['ndcg@5']:.4f} | {test['recall@10']:.4f} | "
+            f"{test['ndcg@10']:.4f} | {r['protocol']} | {best[1]:.4f} ({best[0] + 1}) | {curve[-1][0] + 1} | "
+            f"{r.get('steps')} | {r['wall_s']} | `{r['command']}` |")
+    if NOTES:
+        lines += ["", "Notes:", "", *(f"- {note}" for note in NOTES)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--prepared", type=Path, default=ROOT / "prepared", help="root of the prepared datasets")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help="where gpu_sweep.json and .md go")
+    parser.add_argument("--logs", type=Path, default=HERE / ".work" / "gpu_sweep", help="one log per job")
+    parser.add_argument("--work", type=Path, default=HERE / ".work" / "gpu_sweep", help="run folders of the jobs")
+    parser.add_argument("--accelerator", default="gpu", help="gpu, or cpu to rehearse the plumbing")
+    parser.add_argument("--budget", type=float, default=420.0,
+                        help="seconds until every job has stopped training (TIGER's cap leaves its test pass room)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of each job")
+    parser.add_argument("--tiger-ids", type=Path, help="SemanticIds.save file for TIGER (no tiger_* job without it)")
+    parser.add_argument("--only", default="", help="comma-separated job names (default: all)")
+    parser.add_argument("--quick", action="store_true", help="20 batches of 32 for 2 epochs, 2 test batches of 64: a plumbing rehearsal")
+    parser.add_argument("--render-only", action="store_true", help="rewrite gpu_sweep.md from --out's gpu_sweep.json")
+    args = parser.parse_args()
+    if args.render_only:
+        text = render(json.loads((args.out / "gpu_sweep.json").read_text()))
+        (args.out / "gpu_sweep.md").write_text(text)
+        print(text)
+        return 0
+    chosen = [name for name in JOBS if not args.only or name in args.only.split(",")]
+    unknown = set(filter(None, args.only.split(","))) - set(JOBS)
+    if unknown:
+        parser.error(f"unknown jobs {sorted(unknown)}; known: {', '.join(JOBS)}")
+    if not args.tiger_ids:
+        chosen = [name for name in chosen if not name.startswith("tiger_")]
+    elif not args.tiger_ids.is_file():
+        parser.error(f"--tiger-ids {args.tiger_ids}: no such file")
+    for folder in (args.logs, args.work):
+        folder.mkdir(parents=True, exist_ok=True)
+    report = SweepReport(args.out)
+    try:
+        import torch
+
+        report.data["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none (CPU)"
+    except ImportError:
+        report.data["device"] = "unknown"
+    commands: dict[str, list[str]] = {}
+    for name in chosen:
+        config, dataset, extra = JOBS[name]
+        tiger = name.startswith("tiger_")
+        cap = args.budget - (TIGER_TEST_S if tiger and not args.quick else 20)
+        extra = [*extra, "--trainer.accelerator", args.accelerator, "--trainer.precision", "bf16-mixed"]
+        if tiger:
+            extra += ["--model.init_args.model.init_args.semantic_ids", str(args.tiger_ids)]
+        if args.quick:
+            extra += ["--trainer.limit_train_batches", "20", "--trainer.max_epochs", "2",
+                      "--trainer.check_val_every_n_epoch", "1", "--trainer.limit_test_batches", "2",
+                      "--data.init_args.batch_size", "32", "--data.init_args.eval_batch_size", "64"]
+        commands[name] = fit_command(config, args.prepared, dataset, args.work / name, cap, extra)
+    started = time.perf_counter()
+    log(f"starting {len(commands)} jobs: {', '.join(commands)}")
+
+    def ended(name: str, code: int | str, wall: float) -> None:
+        result = job_result(name, commands[name], code, wall)
+        log(f"{name}: {json.dumps(result)[:500]}")
+        report.add(name, result)
+
+    run_side_by_side(commands, args.logs, args.threads, args.budget, ended)
+    log(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
