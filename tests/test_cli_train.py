@@ -188,7 +188,8 @@ def test_last_checkpoint_is_the_latest_epoch_not_the_best(prepared_synthetic: Pa
 
 def test_last_checkpoint_keeps_steps_after_the_last_validation(prepared_synthetic: Path, tmp_path: Path) -> None:
     """A run stopped mid-epoch (as max_time stops it: Lightning then validates once more) leaves its final state
-    and its place in the epoch's batch order in last.ckpt, where `--ckpt_path last` goes on from."""
+    and its place in the epoch's batch order in last.ckpt, and `--ckpt_path last` goes on from there with early
+    stopping on (it used to fail: the replayed end of the stopped epoch had no validation metric)."""
     import torch
 
     from recsys.data import SequenceDataModule
@@ -205,6 +206,21 @@ def test_last_checkpoint_keeps_steps_after_the_last_validation(prepared_syntheti
     last = torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert last["global_step"] == stop
     assert last["SequenceDataModule"] == {"train_batches": {"epoch": 2, "batch": per_epoch // 2}}
+
+    # Resumed from there (validation every epoch, early stopping on). Lightning counts the epoch a stop ended as
+    # done, so the run goes on with the fourth and fifth epochs, each from its first batch and validated.
+    resumed = _recsys(
+        _fit_args("configs/sasrec/synthetic.yaml", prepared_synthetic, root, 5,
+                  ["--test_after_fit", "false", "--early_stopping.patience", "100", "--ckpt_path", "last"]),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert final["global_step"] == stop + 2 * per_epoch
+    import polars as pl
+
+    validated = pl.read_csv(root / "logs" / "version_1" / "metrics.csv").filter(pl.col("val/ndcg@10").is_not_null())
+    assert validated["epoch"].to_list() == [3, 4]
 
 
 def test_model_overrides_read_dotted_arguments_and_short_forms() -> None:

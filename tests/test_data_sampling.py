@@ -95,3 +95,28 @@ def test_loader_state_resumes_after_the_batches_handed_out() -> None:
     assert list(resumed) == epochs[1]
     with pytest.raises(KeyError, match="batch"):
         loader().load_state_dict({"epoch": 0})
+
+
+def test_loader_following_the_trainer_drops_a_position_in_an_epoch_it_ended() -> None:
+    """Lightning ends the epoch a max_time stop falls in and resumes with the next one: a saved position in the
+    stopped epoch then gives way to the trainer's epoch, from its first batch; in the same epoch it is kept."""
+    trainer_epoch = {"now": 0}
+
+    def loader() -> ResumableLoader:
+        return ResumableLoader(list(range(300)), EpochBatches(300, 32, seed=4), trainer_epoch=lambda: trainer_epoch["now"],
+                               collate_fn=lambda rows: rows)  # fmt: skip
+
+    reference = loader()
+    epochs = []
+    for epoch in range(3):
+        trainer_epoch["now"] = epoch
+        epochs.append(list(reference))
+    resumed = loader()
+    resumed.load_state_dict({"epoch": 1, "batch": 4})
+    trainer_epoch["now"] = 1
+    assert list(resumed) == epochs[1][4:]  # the trainer resumes inside epoch 1: the position holds
+    stopped = loader()
+    stopped.load_state_dict({"epoch": 1, "batch": 4})
+    trainer_epoch["now"] = 2
+    assert list(stopped) == epochs[2]  # the trainer ended epoch 1 and starts epoch 2 afresh
+    assert stopped.state_dict() == {"epoch": 3, "batch": 0}

@@ -139,7 +139,8 @@ class SequenceDataModule(pl.LightningDataModule):
             )
         else:
             sampler = EpochBatches(len(windows), self.batch_size, seed=self.seed, world=world, rank=rank)
-        loader = ResumableLoader(rows.tolist(), sampler, collate_fn=collate, num_workers=self.num_workers)
+        loader = ResumableLoader(rows.tolist(), sampler, trainer_epoch=self._trainer_epoch, collate_fn=collate,
+                                 num_workers=self.num_workers)
         if self._resume_at is not None:
             loader.load_state_dict(self._resume_at)
             self._resume_at = None
@@ -154,6 +155,11 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume_at = state_dict.get("train_batches")
+
+    def _trainer_epoch(self) -> int | None:
+        """The epoch the attached trainer is in (None without one)."""
+        trainer = getattr(self, "trainer", None)
+        return None if trainer is None else int(trainer.current_epoch)
 
     def _world(self) -> tuple[int, int]:
         """(world size, rank) of the attached trainer; the CLI turns Lightning's own sampler replacement off

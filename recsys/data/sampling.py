@@ -14,7 +14,7 @@ trained on (every window is still visited once per epoch, in a fresh random orde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,13 @@ class EpochBatches(Sampler[list[int]]):
     def start_at(self, epoch: int, batch: int) -> None:
         """The next iteration is `epoch`, from its `batch`-th batch on (a resumed run)."""
         self._start = (epoch, batch)
+
+    def follow(self, epoch: int) -> None:
+        """The trainer is starting `epoch`. A resume position saved in another epoch is dropped: that epoch was
+        ended early by a stop (Lightning's max_time ends the epoch it stops in, and a run resumed from there goes
+        on with the next one), so `epoch` starts from its first batch."""
+        if self.upcoming()[0] != epoch:
+            self._start = (epoch, 0)
 
     def upcoming(self) -> tuple[int, int]:
         """(epoch, first batch) the next iteration will produce."""
@@ -105,17 +112,24 @@ class ResumableLoader(DataLoader):
 
     `state_dict` holds the epoch and the number of batches this loader has handed out in it (Lightning fetches
     sized loaders without prefetching, so at a checkpoint that is the number trained on); `load_state_dict` makes
-    the next iteration continue that epoch's order after them. SequenceDataModule carries this state in its own
+    the next iteration continue that epoch's order after them. `trainer_epoch`, when given, says which epoch the
+    trainer is starting at each iteration, so a saved position in an epoch the trainer has already ended is not
+    replayed into the next one. SequenceDataModule carries this state in its own
     state_dict, which Lightning restores in time; having the methods also marks the loader resumable to Lightning.
     """
 
     batch_sampler: EpochBatches
 
-    def __init__(self, dataset: Any, batch_sampler: EpochBatches, **kwargs: Any) -> None:
+    def __init__(self, dataset: Any, batch_sampler: EpochBatches,
+                 trainer_epoch: Callable[[], int | None] | None = None, **kwargs: Any) -> None:
         super().__init__(dataset, batch_sampler=batch_sampler, **kwargs)
         self._epoch, self._handed_out = batch_sampler.upcoming()
+        self._trainer_epoch = trainer_epoch
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        epoch = self._trainer_epoch() if self._trainer_epoch is not None else None
+        if epoch is not None:
+            self.batch_sampler.follow(epoch)
         self._epoch, self._handed_out = self.batch_sampler.upcoming()
         for batch in super().__iter__():
             self._handed_out += 1

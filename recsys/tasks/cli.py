@@ -140,7 +140,10 @@ class RecsysCLI(LightningCLI):
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.set_defaults(
-            {"early_stopping.monitor": "val/ndcg@10", "early_stopping.mode": "max", "early_stopping.patience": 5}
+            {"early_stopping.monitor": "val/ndcg@10", "early_stopping.mode": "max", "early_stopping.patience": 5,
+             # After each validation, never at a training epoch's end: an epoch resumed from a checkpoint taken
+             # mid-epoch (where max_time stops) ends without the validation metric in that process.
+             "early_stopping.check_on_train_epoch_end": False}
         )
         parser.link_arguments("data.n_items", "model.init_args.model.init_args.n_items", apply_on="instantiate")
 
