@@ -327,7 +327,7 @@ NOTES = [
     "kept) and 24.1 min (`ce-d64-packed-trainexcl`: 49 epochs, best 28, .0943 / .0564, seen excluded) in "
     "benchmarks/results/quality.md; on the card 243 s and 165 s for .0821 / .0470 and .0946 / .0562, with the "
     "best validation NDCG@10 at the same epochs (.0595 at 66 against .0587; .0708 at 28 against .0710).",
-    "TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml, semantic IDs from configs/tiger/"
+    "TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml as it was then, semantic IDs from configs/tiger/"
     "amazon-beauty-collab.yaml's recipe built on the CPU and carried, lr 0.01 with 1,500 warm-up steps, 30-epoch "
     "cosine, bf16) did not learn: validation NDCG@10 0.0 at epoch 4 and test .0008 / .0004. A second call "
     "(one-off, not this script) found why it is not the card: a CPU-trained TIGER checkpoint tested on the card in "
@@ -336,7 +336,8 @@ NOTES = [
     "training loss was 2.03-2.18 over steps 224-824 and rose to 2.55-2.63 by step 2,024, validation NDCG@10 (2,048 "
     "users) .0092 -> .0096 -> .0051 -> .0002 over epochs 0-3 at lr 0.01 (warm-up 1,500) and .0060 -> .0050 -> "
     ".0003 -> 0 at lr 0.005 (warm-up 300). The CPU's 2+2-layer collab config stayed stable at lr 0.005 for 5,139 "
-    "steps (benchmarks/results/tiger_quality.md). That call's commands: `recsys fit --config "
+    "steps (benchmarks/results/tiger_quality.md); constant rates of 5e-4 to 2e-3 learned (benchmarks/results/"
+    "gpu_sweep.md), and the config now holds lr 5e-4 on batches of 1,024. That call's commands: `recsys fit --config "
     "configs/tiger/amazon-beauty-gpu.yaml --model.init_args.model.init_args.semantic_ids IDS --trainer.max_epochs 30 "
     "--trainer.check_val_every_n_epoch 1 --trainer.limit_val_batches 2 --trainer.max_time 00:00:02:50 "
     "--model.init_args.lr 0.01 --model.init_args.warmup_steps 1500` (and `0.005` / `300`), the two side by side; "
