@@ -56,12 +56,13 @@ def log(message: str) -> None:
 
 
 class Report:
-    """The results so far, written after every job so that a run killed at its limit still leaves them."""
+    """The results so far, rewritten after every job (to a temporary name, then renamed) so that a run killed at
+    its limit still leaves them: `<stem>.json` and the markdown `render` makes of it, `<stem>.md`."""
 
-    def __init__(self, out: Path, args: argparse.Namespace) -> None:
-        self.out = out
+    def __init__(self, out: Path, stem: str, render: Callable[[dict[str, Any]], str], **fields: Any) -> None:
+        self.out, self.stem, self.render = out, stem, render
         self.data: dict[str, Any] = {
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "accelerator": args.accelerator,
+            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), **fields,
             "machine": {"cpu": cpu_name(), "cores": cores()},
             "versions": versions("torch", "pytorch-lightning", "transformers", "faiss-cpu", "faiss-gpu-cu12", "polars"),
             "jobs": {},
@@ -70,10 +71,20 @@ class Report:
     def add(self, name: str, result: dict[str, Any]) -> None:
         self.data["jobs"][name] = result
         self.out.mkdir(parents=True, exist_ok=True)
-        for suffix, text in (("json", json.dumps(self.data, indent=2) + "\n"), ("md", render(self.data))):
-            tmp = self.out / f".gpu_check.{suffix}.tmp"
+        for suffix, text in (("json", json.dumps(self.data, indent=2) + "\n"), ("md", self.render(self.data))):
+            tmp = self.out / f".{self.stem}.{suffix}.tmp"
             tmp.write_text(text)
-            tmp.replace(self.out / f"gpu_check.{suffix}")
+            tmp.replace(self.out / f"{self.stem}.{suffix}")
+
+
+def card_arguments(parser: argparse.ArgumentParser, stem: str) -> None:
+    """The arguments every card script takes: data, where results, logs and run folders go, the accelerator."""
+    parser.add_argument("--prepared", type=Path, default=ROOT / "prepared", help="root of the prepared datasets")
+    parser.add_argument("--out", type=Path, default=HERE / "results", help=f"where {stem}.json and .md go")
+    parser.add_argument("--logs", type=Path, default=HERE / ".work" / stem, help="one log per job")
+    parser.add_argument("--work", type=Path, default=HERE / ".work" / stem, help="run folders of the fit jobs")
+    parser.add_argument("--accelerator", default="gpu", help="gpu, or cpu to rehearse the plumbing")
+    parser.add_argument("--render-only", action="store_true", help=f"rewrite {stem}.md from --out's {stem}.json")
 
 
 def guarded(report: Report, name: str, job, *args: Any) -> dict[str, Any]:  # noqa: ANN001
@@ -408,11 +419,7 @@ def render(data: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--prepared", type=Path, default=ROOT / "prepared", help="root of the prepared datasets")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="where gpu_check.json and .md go")
-    parser.add_argument("--logs", type=Path, default=HERE / ".work" / "gpu_check", help="one log per job")
-    parser.add_argument("--work", type=Path, default=HERE / ".work" / "gpu_check", help="run folders of the fit jobs")
-    parser.add_argument("--accelerator", default="gpu", help="gpu, or cpu to rehearse the plumbing")
+    card_arguments(parser, "gpu_check")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole check (the fit jobs get what is left)")
     parser.add_argument("--speed-cap", type=float, default=60.0, help="seconds of training per speed run")
     parser.add_argument("--threads", type=int, default=4, help="torch threads of each fit job")
@@ -421,7 +428,6 @@ def main() -> int:
     parser.add_argument("--tiger-warmup", type=int, default=2000, help="TIGER's warm-up steps")
     parser.add_argument("--skip", default="", help="comma-separated jobs to leave out: device, bf16, speed, fit")
     parser.add_argument("--quick", action="store_true", help="tiny caps: a rehearsal of the plumbing")
-    parser.add_argument("--render-only", action="store_true", help="rewrite gpu_check.md from --out's gpu_check.json")
     args = parser.parse_args()
     if args.render_only:
         text = render(json.loads((args.out / "gpu_check.json").read_text()))
@@ -432,7 +438,7 @@ def main() -> int:
     for folder in (args.logs, args.work):
         folder.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
-    report = Report(args.out, args)
+    report = Report(args.out, "gpu_check", render, accelerator=args.accelerator)
     if "device" not in skip and not guarded(report, "device", job_device, args.accelerator)["ok"]:
         log("no usable accelerator: stopping")
         return 1

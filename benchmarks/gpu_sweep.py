@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import cores, cpu_name, versions
-from gpu_check import fit_command, fit_result, log, run_side_by_side
+from gpu_check import Report, card_arguments, fit_command, fit_result, log, run_side_by_side
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -94,27 +92,6 @@ NOTES: list[str] = [
 ]
 
 
-class SweepReport:
-    """The finished jobs so far, rewritten after each one (to a temporary name, then renamed)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.data: dict[str, Any] = {
-            "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-            "machine": {"cpu": cpu_name(), "cores": cores()},
-            "versions": versions("torch", "pytorch-lightning", "transformers", "faiss-cpu", "polars"),
-            "jobs": {},
-        }
-
-    def add(self, name: str, result: dict[str, Any]) -> None:
-        self.data["jobs"][name] = result
-        self.out.mkdir(parents=True, exist_ok=True)
-        for suffix, text in (("json", json.dumps(self.data, indent=2) + "\n"), ("md", render(self.data))):
-            tmp = self.out / f".gpu_sweep.{suffix}.tmp"
-            tmp.write_text(text)
-            tmp.replace(self.out / f"gpu_sweep.{suffix}")
-
-
 def trained_steps(root: Path) -> int | None:
     """The last optimiser step logged in the run's metrics.csv files."""
     import polars as pl
@@ -166,18 +143,13 @@ def render(data: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--prepared", type=Path, default=ROOT / "prepared", help="root of the prepared datasets")
-    parser.add_argument("--out", type=Path, default=HERE / "results", help="where gpu_sweep.json and .md go")
-    parser.add_argument("--logs", type=Path, default=HERE / ".work" / "gpu_sweep", help="one log per job")
-    parser.add_argument("--work", type=Path, default=HERE / ".work" / "gpu_sweep", help="run folders of the jobs")
-    parser.add_argument("--accelerator", default="gpu", help="gpu, or cpu to rehearse the plumbing")
+    card_arguments(parser, "gpu_sweep")
     parser.add_argument("--budget", type=float, default=420.0,
                         help="seconds until every job has stopped training (TIGER's cap leaves its test pass room)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each job")
     parser.add_argument("--tiger-ids", type=Path, help="SemanticIds.save file for TIGER (no tiger_* job without it)")
     parser.add_argument("--only", default="", help="comma-separated job names (default: all)")
     parser.add_argument("--quick", action="store_true", help="20 batches of 32 for 2 epochs, 2 test batches of 64: a plumbing rehearsal")
-    parser.add_argument("--render-only", action="store_true", help="rewrite gpu_sweep.md from --out's gpu_sweep.json")
     args = parser.parse_args()
     if args.render_only:
         text = render(json.loads((args.out / "gpu_sweep.json").read_text()))
@@ -194,7 +166,7 @@ def main() -> int:
         parser.error(f"--tiger-ids {args.tiger_ids}: no such file")
     for folder in (args.logs, args.work):
         folder.mkdir(parents=True, exist_ok=True)
-    report = SweepReport(args.out)
+    report = Report(args.out, "gpu_sweep", render)
     try:
         import torch
 
