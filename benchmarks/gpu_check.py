@@ -77,14 +77,25 @@ class Report:
             tmp.replace(self.out / f"{self.stem}.{suffix}")
 
 
-def card_arguments(parser: argparse.ArgumentParser, stem: str) -> None:
-    """The arguments every card script takes: data, where results, logs and run folders go, the accelerator."""
+def rerender(out: Path, stem: str, render: Callable[[dict[str, Any]], str]) -> None:
+    """`--render-only`: rewrite <stem>.md from <stem>.json (after editing the notes, say) and print it."""
+    text = render(json.loads((out / f"{stem}.json").read_text()))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+def card_parser(doc: str, stem: str) -> argparse.ArgumentParser:
+    """A card script's parser (its docstring as help) with the arguments every card script takes: the data, where
+    results, logs and run folders go, the accelerator."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--prepared", type=Path, default=ROOT / "prepared", help="root of the prepared datasets")
     parser.add_argument("--out", type=Path, default=HERE / "results", help=f"where {stem}.json and .md go")
     parser.add_argument("--logs", type=Path, default=HERE / ".work" / stem, help="one log per job")
     parser.add_argument("--work", type=Path, default=HERE / ".work" / stem, help="run folders of the fit jobs")
     parser.add_argument("--accelerator", default="gpu", help="gpu, or cpu to rehearse the plumbing")
     parser.add_argument("--render-only", action="store_true", help=f"rewrite {stem}.md from --out's {stem}.json")
+    return parser
 
 
 def guarded(report: Report, name: str, job, *args: Any) -> dict[str, Any]:  # noqa: ANN001
@@ -417,9 +428,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    card_arguments(parser, "gpu_check")
+    parser = card_parser(__doc__, "gpu_check")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for the whole check (the fit jobs get what is left)")
     parser.add_argument("--speed-cap", type=float, default=60.0, help="seconds of training per speed run")
     parser.add_argument("--threads", type=int, default=4, help="torch threads of each fit job")
@@ -430,9 +439,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny caps: a rehearsal of the plumbing")
     args = parser.parse_args()
     if args.render_only:
-        text = render(json.loads((args.out / "gpu_check.json").read_text()))
-        (args.out / "gpu_check.md").write_text(text)
-        print(text)
+        rerender(args.out, "gpu_check", render)
         return 0
     started = time.perf_counter()
     for folder in (args.logs, args.work):

@@ -21,13 +21,12 @@ jobs), each job's log into --logs and its run folder (checkpoints, metrics.csv) 
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from gpu_check import Report, card_arguments, fit_command, fit_result, log, run_side_by_side
+from gpu_check import Report, card_parser, fit_command, fit_result, log, rerender, run_side_by_side
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,9 +140,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    card_arguments(parser, "gpu_sweep")
+    parser = card_parser(__doc__, "gpu_sweep")
     parser.add_argument("--budget", type=float, default=420.0,
                         help="seconds until every job has stopped training (TIGER's cap leaves its test pass room)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of each job")
@@ -152,9 +149,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="20 batches of 32 for 2 epochs, 2 test batches of 64: a plumbing rehearsal")
     args = parser.parse_args()
     if args.render_only:
-        text = render(json.loads((args.out / "gpu_sweep.json").read_text()))
-        (args.out / "gpu_sweep.md").write_text(text)
-        print(text)
+        rerender(args.out, "gpu_sweep", render)
         return 0
     chosen = [name for name in JOBS if not args.only or name in args.only.split(",")]
     unknown = set(filter(None, args.only.split(","))) - set(JOBS)
