@@ -297,6 +297,12 @@ NOTES = [
     "gave .0558 / .0324 (a 36-minute cap ended it at epoch 39, best 36, validation still rising). Recall@10 is "
     "still 1.1% under the best published .0569 (NDCG@10 5% above its .0314); one seed each, and label smoothing "
     "was not tried on Beauty or Toys.",
+    "- Sports, more of the same recipe (2026-11-30): eps 0.3 with an 80-minute cap (`-ls03-long`) early-stopped "
+    "at epoch 57 with the same best epoch (36) and test row (.0558 / .0324) as the capped run, so the cap did not "
+    "cost it. On an H200 (benchmarks/results/gpu_sweep.md, bf16) eps 0.2 under seeds 42, 1 and 2 gave "
+    ".0565 / .0329, .0567 / .0334 and .0555 / .0324, and eps 0.3 .0566 / .0330. Over the seven runs of d=64 "
+    "`trainexcl` with eps 0.2 or 0.3 (three on the CPU, four on the card), Recall@10 spans .0555-.0567, every one "
+    "under .0569, and NDCG@10 .0324-.0334, every one above .0314.",
 ]
 
 
