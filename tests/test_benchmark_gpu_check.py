@@ -4,13 +4,12 @@ must be read back into the metrics and validation curve the report prints."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 
 def _report(gpu_check, out: Path):  # noqa: ANN001, ANN202
-    return gpu_check.Report(out, argparse.Namespace(accelerator="gpu"))
+    return gpu_check.Report(out, "gpu_check", gpu_check.render, accelerator="gpu")
 
 
 def test_a_failing_job_is_reported_and_the_files_are_written(benchmark_script, tmp_path: Path) -> None:
@@ -61,3 +60,28 @@ def test_a_run_folder_is_read_back_and_rendered(benchmark_script, tmp_path: Path
 def test_a_run_without_test_metrics_is_a_failure(benchmark_script, tmp_path: Path) -> None:
     gpu_check = benchmark_script("gpu_check")
     assert gpu_check.fit_result(tmp_path) == {"ok": False, "error": "no test_metrics.json"}
+
+
+def test_sweep_reads_a_finished_job_and_renders_its_row(benchmark_script, tmp_path: Path) -> None:
+    """gpu_sweep.py: a job's test metrics, validation curve and last step come from its run folder; a job that
+    failed is a row with its error; both are on disk after each job."""
+    gpu_sweep = benchmark_script("gpu_sweep")
+    logs = tmp_path / "work" / "tiger_x" / "logs" / "version_0"
+    logs.mkdir(parents=True)
+    (logs / "test_metrics.json").write_text(json.dumps(
+        {"protocol": "full ranking over 5 items, leave-one-out (test), seen items kept, K=5,10",
+         "metrics": {"recall@5": 0.01, "ndcg@5": 0.005, "recall@10": 0.02, "ndcg@10": 0.0101}}))  # fmt: skip
+    (logs / "metrics.csv").write_text("epoch,step,train/loss,val/ndcg@10\n0,50,2.5,\n0,64,,0.01\n1,128,,0.03\n")
+    command = gpu_sweep.fit_command("configs/tiger/amazon-beauty-gpu.yaml", tmp_path, "amazon-beauty",
+                                    tmp_path / "work" / "tiger_x", 90, ["--trainer.accelerator", "gpu"])
+    result = gpu_sweep.job_result("tiger_x", command, 0, 95.04)
+    assert result["steps"] == 128 and result["wall_s"] == 95.0
+    assert result["command"].startswith("recsys fit --config configs/tiger/amazon-beauty-gpu.yaml")
+    report = gpu_sweep.Report(tmp_path / "out", "gpu_sweep", gpu_sweep.render)
+    report.add("tiger_x", result)
+    report.add("tiger_y", gpu_sweep.job_result("tiger_y", command, 1, 3.0))
+    table = (tmp_path / "out" / "gpu_sweep.md").read_text()
+    assert "| tiger_x | 0.0100 | 0.0050 | 0.0200 | 0.0101 | full ranking over 5 items" in table
+    assert "| 0.0300 (2) | 2 | 128 | 95.0 |" in table
+    assert "| tiger_y | | | | | exit 1; see tiger_y.log |" in table
+    assert json.loads((tmp_path / "out" / "gpu_sweep.json").read_text())["jobs"]["tiger_x"]["steps"] == 128
