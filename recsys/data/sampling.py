@@ -114,8 +114,8 @@ class ResumableLoader(DataLoader):
     sized loaders without prefetching, so at a checkpoint that is the number trained on); `load_state_dict` makes
     the next iteration continue that epoch's order after them. `trainer_epoch`, when given, says which epoch the
     trainer is starting at each iteration, so a saved position in an epoch the trainer has already ended is not
-    replayed into the next one. SequenceDataModule carries this state in its own
-    state_dict, which Lightning restores in time; having the methods also marks the loader resumable to Lightning.
+    replayed into the next one. SequenceDataModule carries this state in its own state_dict, which Lightning
+    restores in time; having the methods also marks the loader resumable to Lightning.
     """
 
     batch_sampler: EpochBatches
