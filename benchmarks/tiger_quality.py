@@ -328,7 +328,9 @@ NOTES = [
     "epoch 20 (best validation NDCG@10 .0208 at epoch 18, against .0119 at best with lr 0.005 and cosine decay) "
     "and tests at Recall@10 .0685 / NDCG@10 .0331, about twice `amazon-beauty-collab`'s .0344 / .0167: above the "
     "paper's Recall@10 (.0648), below its Recall@5, NDCG@5 and NDCG@10 (.0386, .0234, .0331 against .0454, .0321, "
-    ".0384).",
+    ".0384). A wider beam hardly moves it: the same checkpoint tested with `--model.init_args.model.init_args."
+    "beam_width 30` and `50` gave .0386 / .0235 / .0686 / .0332 and .0388 / .0236 / .0688 / .0333 (Recall@5, "
+    "NDCG@5, Recall@10, NDCG@10).",
     "- The item texts of this Beauty version (S3-Rec) hold brand and categories only, no titles: 12,101 items "
     "have 3,103 distinct texts and up to 201 items share one text (benchmarks/results/semantic_ids.md). Items "
     "with one text get one code tuple, so the collision digit (201 values) is what tells them apart and the "
