@@ -14,7 +14,7 @@ which goes on job by job: a job that fails is reported with its log and the othe
   Beauty with the shipped config in bf16, and with the best seen-excluded recipe of quality.md (d=64,
   `train_exclude_seen`); TIGER at the paper's size (configs/tiger/amazon-beauty-gpu.yaml)
   with semantic IDs built beforehand (`--tiger-ids`, a `SemanticIds.save` file, so no text encoder is needed
-  there) and a schedule shortened to the cap; SASRec on ML-100K with the DDP strategy on the one GPU, then its
+  there) and the config's own optimisation (`--tiger-epochs` / `--tiger-warmup` override it); SASRec on ML-100K with the DDP strategy on the one GPU, then its
   checkpoint tested again without DDP (the metrics must agree).
 
     python benchmarks/gpu_check.py --prepared prepared --out benchmarks/results --tiger-ids ids.npz --budget 420
@@ -285,12 +285,13 @@ def fit_jobs(args: argparse.Namespace, report: Report, budget_s: float) -> None:
                             "64", "--model.init_args.train_exclude_seen", "true", "--model.init_args.exclude_seen", "true"]),
     }
     if args.tiger_ids:
-        epochs = "2" if args.quick else str(args.tiger_epochs)
+        overrides = [] if args.tiger_epochs is None else ["--trainer.max_epochs", str(args.tiger_epochs)]
+        if args.tiger_warmup is not None:
+            overrides += ["--model.init_args.warmup_steps", str(args.tiger_warmup)]
         jobs["fit_tiger_beauty_paper_size"] = fit_command(
             "configs/tiger/amazon-beauty-gpu.yaml", args.prepared, "amazon-beauty", work / "tiger-beauty-gpu",
             budget_s - test_margin,
-            [*gpu, "--model.init_args.model.init_args.semantic_ids", str(args.tiger_ids),
-             "--trainer.max_epochs", epochs, "--model.init_args.warmup_steps", str(args.tiger_warmup),
+            [*gpu, "--model.init_args.model.init_args.semantic_ids", str(args.tiger_ids), *overrides,
              "--trainer.check_val_every_n_epoch", "1" if args.quick else "5",
              "--trainer.limit_val_batches", "4"])
     if args.quick:
@@ -433,8 +434,8 @@ def main() -> int:
     parser.add_argument("--speed-cap", type=float, default=60.0, help="seconds of training per speed run")
     parser.add_argument("--threads", type=int, default=4, help="torch threads of each fit job")
     parser.add_argument("--tiger-ids", type=Path, help="SemanticIds.save file for TIGER (no TIGER job without it)")
-    parser.add_argument("--tiger-epochs", type=int, default=40, help="TIGER's epochs (cosine decay ends there)")
-    parser.add_argument("--tiger-warmup", type=int, default=2000, help="TIGER's warm-up steps")
+    parser.add_argument("--tiger-epochs", type=int, help="TIGER's max_epochs (default: the config's)")
+    parser.add_argument("--tiger-warmup", type=int, help="TIGER's warm-up steps (default: the config's)")
     parser.add_argument("--skip", default="", help="comma-separated jobs to leave out: device, bf16, speed, fit")
     parser.add_argument("--quick", action="store_true", help="tiny caps: a rehearsal of the plumbing")
     args = parser.parse_args()
