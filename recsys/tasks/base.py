@@ -19,7 +19,7 @@ import torch
 from recsys.eval.evaluator import Evaluator
 from recsys.eval.metrics import RankingMetrics
 from recsys.eval.protocols import FullRanking
-from recsys.tasks.optim import build_optimizer
+from recsys.tasks.optim import build_optimizer, can_fuse
 
 
 class RankingTask(pl.LightningModule):
@@ -44,7 +44,9 @@ class RankingTask(pl.LightningModule):
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         total = int(self.trainer.estimated_stepping_batches) if self.trainer else 1
-        return build_optimizer(self, hp.lr, hp.weight_decay, hp.schedule, hp.warmup_steps, total)
+        precision = self.trainer.precision if self.trainer else "32-true"
+        return build_optimizer(self, hp.lr, hp.weight_decay, hp.schedule, hp.warmup_steps, total,
+                               fused=can_fuse(self, precision))
 
     # -- evaluation -----------------------------------------------------------------------------------
     def _start(self, split_name: str) -> None:

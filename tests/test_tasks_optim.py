@@ -1,0 +1,51 @@
+"""The shared AdamW recipe: the fused kernel is chosen only where it is safe and steps like the plain loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from recsys.tasks.optim import build_optimizer, can_fuse
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Embedding(20, 8), nn.Linear(8, 8), nn.LayerNorm(8))
+
+
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed", "bf16-true"])
+def test_fused_on_cpu_parameters(precision: str) -> None:
+    assert can_fuse(_model(), precision)
+
+
+@pytest.mark.parametrize("precision", ["16-mixed", "16-true"])
+def test_not_fused_under_fp16_loss_scaling(precision: str) -> None:
+    assert not can_fuse(_model(), precision)
+
+
+def test_not_fused_without_trainable_parameters() -> None:
+    model = _model().requires_grad_(False)
+    assert not can_fuse(model, "32-true")
+
+
+def test_fused_steps_like_the_plain_loop() -> None:
+    """Same groups (no decay on embeddings and norms), warm-up and decay: only the kernel differs."""
+    models = [_model(), _model()]
+    optimisers = [
+        build_optimizer(m, lr=1e-2, weight_decay=0.1, schedule="cosine", warmup_steps=2, total_steps=6, fused=fused)
+        for m, fused in zip(models, (False, True), strict=True)
+    ]
+    assert optimisers[1]["optimizer"].defaults["fused"] is True
+    assert not optimisers[0]["optimizer"].defaults["fused"]
+    ids = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    for _ in range(6):
+        for model, built in zip(models, optimisers, strict=True):
+            loss = model[2](model[1](model[0](ids))).pow(2).sum()
+            loss.backward()
+            built["optimizer"].step()
+            built["optimizer"].zero_grad()
+            built["lr_scheduler"]["scheduler"].step()
+    for plain, fused in zip(*(m.parameters() for m in models), strict=True):
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(models[0][1].weight, _model()[1].weight)  # it did train
