@@ -42,8 +42,10 @@ def test_outputs_see_later_items():
     assert not torch.allclose(m(seq)[:, 0], m(changed)[:, 0])
 
 
-def test_encode_is_the_output_at_an_appended_mask():
-    m = model()
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_encode_is_the_output_at_an_appended_mask(pre_norm):
+    """encode runs the last layer for the [MASK] column only; it must equal the full forward there."""
+    m = model(pre_norm=pre_norm)
     full = torch.randint(1, N_ITEMS + 1, (2, 12))
     # A full window shifts left by one to make room for [MASK].
     shifted = torch.cat([full[:, 1:], torch.full((2, 1), m.mask_token)], dim=1)

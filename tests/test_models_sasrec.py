@@ -32,10 +32,15 @@ def test_contract_shapes_and_attributes():
     assert (m.item_embeddings()[0] == 0).all()  # padding row starts at zero
 
 
-def test_encode_is_the_last_position_of_forward():
-    m = model()
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_encode_is_the_last_position_of_forward(layout, n_layers):
+    """encode runs the last layer for the last column only; it must equal the full forward's last column."""
+    m = model(n_layers=n_layers, **layout)
     seq = torch.randint(1, N_ITEMS + 1, (4, 12))
-    assert torch.allclose(m.encode({"item_seq": seq}), m(seq)[:, -1])
+    seq[1, :5] = 0  # left padding
+    seq[2, :-1] = 0  # a single item
+    assert torch.allclose(m.encode({"item_seq": seq}), m(seq)[:, -1], atol=1e-6)
 
 
 def test_encode_keeps_the_most_recent_max_len_items():

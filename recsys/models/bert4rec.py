@@ -95,7 +95,7 @@ class BERT4Rec(nn.Module):
         history = item_seq[:, max(item_seq.shape[1] - (self.max_len - 1), 0) :]
         mask = torch.full_like(item_seq[:, :1], self.mask_token)
         item_seq = torch.cat([history, mask], dim=1)
-        return self.head(self.encoder(item_seq)[:, -1])
+        return self.head(self.encoder(item_seq, last_only=True)[:, -1])
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero, no mask row."""

@@ -107,18 +107,28 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
-        """Queries from `x`; keys and values from `keys` when given (same shape), else from `x`."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """Queries from `x`; keys and values from `keys` when given (same shape), else from `x`.
+
+        `last_only` asks only the last column's query: [B, 1, d] comes back (what a user vector needs).
+        """
         batch, length, hidden = x.shape
         heads, head_size = self.n_heads, hidden // self.n_heads
-        if keys is None:
+        if keys is None and not last_only:
             # [B, L, 3, H, Dh] -> three [B, H, L, Dh]
             q, k, v = self.qkv(x).view(batch, length, 3, heads, head_size).permute(2, 0, 3, 1, 4)
         else:
+            keys = x if keys is None else keys
+            queries = x[:, -1:] if last_only else x
             w_q, w_kv = self.qkv.weight.split([hidden, 2 * hidden])
             b_q, b_kv = self.qkv.bias.split([hidden, 2 * hidden])
-            q = F.linear(x, w_q, b_q).view(batch, length, heads, head_size).transpose(1, 2)
+            q = F.linear(queries, w_q, b_q).view(batch, queries.shape[1], heads, head_size).transpose(1, 2)
             k, v = F.linear(keys, w_kv, b_kv).view(batch, length, 2, heads, head_size).permute(2, 0, 3, 1, 4)
+            if last_only:
+                mask = mask[:, :, -1:]
+                length = 1
         if self.training and self.dropout > 0 and x.device.type == "cpu":
             scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
@@ -165,16 +175,19 @@ class TransformerLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(hidden_size)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, L, d] -> [B, L, d], or [B, 1, d] for the last column alone with `last_only`: every column still
+        serves as a key, but only the last one is carried through the feed-forward."""
+        last = slice(-1, None) if last_only else slice(None)
         if self.reference_block:
             queries = self.attention_norm(x)
-            x = queries + self.dropout(self.attention(queries, mask, keys=x))
+            x = queries[:, last] + self.dropout(self.attention(queries, mask, keys=x, last_only=last_only))
             x = self.ffn_norm(x)
             return x + self.dropout(self.ffn(x))
         if self.pre_norm:
-            x = x + self.dropout(self.attention(self.attention_norm(x), mask))
+            x = x[:, last] + self.dropout(self.attention(self.attention_norm(x), mask, last_only=last_only))
             return x + self.dropout(self.ffn(self.ffn_norm(x)))
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        x = self.attention_norm(x[:, last] + self.dropout(self.attention(x, mask, last_only=last_only)))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))
 
 
@@ -244,10 +257,18 @@ class SequenceEncoder(nn.Module):
             xavier_init(self)
 
     def forward(
-        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+        self,
+        item_seq: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """`segments` and `positions` [B, L] come with packed batches: several windows per row, each attending
-        within itself and counting positions from its own most recent item."""
+        within itself and counting positions from its own most recent item.
+
+        `last_only` returns [B, 1, d], the last column alone: the final layer then computes one query per row
+        instead of L, which is what scoring a user needs (about 40% less work for 2 layers).
+        """
         mask = attention_mask(item_seq, self.causal, segments)
         items = self.items(item_seq)
         if self.item_scale != 1.0:
@@ -257,8 +278,8 @@ class SequenceEncoder(nn.Module):
         else:
             x = items + self.positions.embedding(positions)
         x = self.dropout(self.input_norm(x))
-        for layer in self.layers:
-            x = layer(x, mask)
+        for depth, layer in enumerate(self.layers, start=1):
+            x = layer(x, mask, last_only=last_only and depth == len(self.layers))
         return self.output_norm(x)
 
 

@@ -89,7 +89,7 @@ class SASRec(nn.Module):
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""
-        return self(batch["item_seq"][:, -self.max_len :])[:, -1]
+        return self.encoder(batch["item_seq"][:, -self.max_len :], last_only=True)[:, -1]
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero.
