@@ -34,6 +34,7 @@ class BERT4Rec(nn.Module):
 
     objective = "cloze"
     accepts_packed = True  # forward takes segments/positions (packed training batches)
+    accepts_select = True  # forward takes select: only the positions a loss reads
 
     def __init__(
         self,
@@ -78,12 +79,17 @@ class BERT4Rec(nn.Module):
         return self.n_items + 1
 
     def forward(
-        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+        self,
+        item_seq: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[B, L] left-padded items with [MASK] at some positions -> [B, L, d]; every position sees the
         whole row (its own segment in packed batches), and the output at a masked position predicts the item
-        hidden there (targets[:, t])."""
-        return self.head(self.encoder(item_seq, segments, positions))
+        hidden there (targets[:, t]). `select` [B, L] bool returns only those positions, [P, d]: training
+        passes the masked ones, and the last layer's feed-forward then runs for a fifth of the window."""
+        return self.head(self.encoder(item_seq, segments, positions, select=select))
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at a [MASK] appended after the most recent item.

@@ -77,9 +77,13 @@ def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
         return x
     if p >= 1.0:
         return torch.zeros_like(x)
-    draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_(0, 1 << MASK_BITS)
-    scale = (draws >= round(p * (1 << MASK_BITS))).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * scale
+    return x * dropout_scale(x.shape, p, x.dtype, x.device)
+
+
+def dropout_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The multiplier inverted dropout applies: 0 with probability p, else 1 / (1 - p) (0 < p < 1)."""
+    draws = torch.empty(shape, dtype=torch.int32, device=device).random_(0, 1 << MASK_BITS)
+    return (draws >= round(p * (1 << MASK_BITS))).to(dtype).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Dropout):
@@ -89,6 +93,29 @@ class Dropout(nn.Dropout):
         if self.training and x.device.type == "cpu" and not self.inplace:
             return cpu_dropout(x, self.p)
         return super().forward(x)
+
+    def rows(self, x: torch.Tensor, picked: Picked) -> torch.Tensor:
+        """Dropout on `x` [P, d], the rows `picked` takes out of a [B, L, d] tensor, with the mask drawn for
+        the whole [B, L, d]: the random stream, and so a seeded run, does not depend on which positions were
+        computed."""
+        if not self.training or self.p <= 0.0:
+            return x
+        if self.p >= 1.0:
+            return torch.zeros_like(x)
+        return x * picked(dropout_scale((*picked.shape, x.shape[-1]), self.p, x.dtype, x.device))
+
+
+class Picked:
+    """The positions a [B, L] bool `select` marks, as flat row indices computed once: `picked(t)` takes
+    those rows of a [B, L, ...] tensor (row-major, as `t[select]`), through index_select, whose backward
+    is a cheap index_add."""
+
+    def __init__(self, select: torch.Tensor) -> None:
+        self.shape = tuple(select.shape)
+        self.index = select.reshape(-1).nonzero().squeeze(1)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1, *t.shape[2:]).index_select(0, self.index)
 
 
 class SelfAttention(nn.Module):
@@ -108,11 +135,18 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(hidden_size, hidden_size)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, keys: torch.Tensor | None = None, last_only: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        keys: torch.Tensor | None = None,
+        last_only: bool = False,
+        picked: Picked | None = None,
     ) -> torch.Tensor:
         """Queries from `x`; keys and values from `keys` when given (same shape), else from `x`.
 
         `last_only` asks only the last column's query: [B, 1, d] comes back (what a user vector needs).
+        `picked` keeps only those positions after attention: [P, d] comes back, the output projection
+        computed for them alone.
         """
         batch, length, hidden = x.shape
         heads, head_size = self.n_heads, hidden // self.n_heads
@@ -137,7 +171,8 @@ class SelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
             )
-        return self.out(y.transpose(1, 2).reshape(batch, length, hidden))
+        y = y.transpose(1, 2).reshape(batch, length, hidden)
+        return self.out(y if picked is None else picked(y))
 
 
 class TransformerLayer(nn.Module):
@@ -175,9 +210,14 @@ class TransformerLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(hidden_size)
         self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """[B, L, d] -> [B, L, d], or [B, 1, d] for the last column alone with `last_only`: every column still
-        serves as a key, but only the last one is carried through the feed-forward."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False, picked: Picked | None = None
+    ) -> torch.Tensor:
+        """[B, L, d] -> [B, L, d]; [B, 1, d] for the last column alone with `last_only`; [P, d] for the
+        positions `picked` takes. Every column still serves as a key; only the kept ones are carried through
+        the output projection and the feed-forward."""
+        if picked is not None:
+            return self._forward_picked(x, mask, picked)
         last = slice(-1, None) if last_only else slice(None)
         if self.reference_block:
             queries = self.attention_norm(x)
@@ -189,6 +229,20 @@ class TransformerLayer(nn.Module):
             return x + self.dropout(self.ffn(self.ffn_norm(x)))
         x = self.attention_norm(x[:, last] + self.dropout(self.attention(x, mask, last_only=last_only)))
         return self.ffn_norm(x + self.dropout(self.ffn(x)))
+
+    def _forward_picked(self, x: torch.Tensor, mask: torch.Tensor, picked: Picked) -> torch.Tensor:
+        # The same arithmetic as forward on the kept rows; dropout masks are drawn full-size (Dropout.rows).
+        if self.reference_block:
+            queries = self.attention_norm(x)
+            attended = self.attention(queries, mask, keys=x, picked=picked)
+            x = self.ffn_norm(picked(queries) + self.dropout.rows(attended, picked))
+            return x + self.dropout.rows(self.ffn(x), picked)
+        if self.pre_norm:
+            attended = self.attention(self.attention_norm(x), mask, picked=picked)
+            x = picked(x) + self.dropout.rows(attended, picked)
+            return x + self.dropout.rows(self.ffn(self.ffn_norm(x)), picked)
+        x = self.attention_norm(picked(x) + self.dropout.rows(self.attention(x, mask, picked=picked), picked))
+        return self.ffn_norm(x + self.dropout.rows(self.ffn(x), picked))
 
 
 class SequenceEncoder(nn.Module):
@@ -262,13 +316,19 @@ class SequenceEncoder(nn.Module):
         segments: torch.Tensor | None = None,
         positions: torch.Tensor | None = None,
         last_only: bool = False,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """`segments` and `positions` [B, L] come with packed batches: several windows per row, each attending
         within itself and counting positions from its own most recent item.
 
         `last_only` returns [B, 1, d], the last column alone: the final layer then computes one query per row
-        instead of L, which is what scoring a user needs (about 40% less work for 2 layers).
+        instead of L, which is what scoring a user needs (about 40% less work for 2 layers). `select` [B, L]
+        bool returns [P, d], the positions it picks in row-major order (as `hidden[select]` would): the final
+        layer's output projection and feed-forward run only there, which is what training with a loss on a
+        few positions needs (BERT4Rec's masked ones, or every real item but not the padding).
         """
+        if last_only and select is not None:
+            raise ValueError("pass last_only or select, not both")
         mask = attention_mask(item_seq, self.causal, segments)
         items = self.items(item_seq)
         if self.item_scale != 1.0:
@@ -278,8 +338,12 @@ class SequenceEncoder(nn.Module):
         else:
             x = items + self.positions.embedding(positions)
         x = self.dropout(self.input_norm(x))
+        picked = None if select is None else Picked(select)
+        if not self.layers and picked is not None:
+            x = picked(x)
         for depth, layer in enumerate(self.layers, start=1):
-            x = layer(x, mask, last_only=last_only and depth == len(self.layers))
+            final = depth == len(self.layers)
+            x = layer(x, mask, last_only=last_only and final, picked=picked if final else None)
         return self.output_norm(x)
 
 

@@ -41,6 +41,7 @@ class SASRec(nn.Module):
 
     objective = "causal"
     accepts_packed = True  # forward takes segments/positions (packed training batches)
+    accepts_select = True  # forward takes select: only the positions a loss reads
 
     def __init__(
         self,
@@ -81,11 +82,16 @@ class SASRec(nn.Module):
         self.item_dropout = Dropout(item_dropout)
 
     def forward(
-        self, item_seq: torch.Tensor, segments: torch.Tensor | None = None, positions: torch.Tensor | None = None
+        self,
+        item_seq: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        select: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t].
-        Packed batches add `segments` and `positions` (see SequenceEncoder.forward)."""
-        return self.encoder(item_seq, segments, positions)
+        Packed batches add `segments` and `positions`; `select` [B, L] bool returns only those positions,
+        [P, d], computing less (see SequenceEncoder.forward)."""
+        return self.encoder(item_seq, segments, positions, select=select)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""

@@ -88,16 +88,20 @@ class RetrievalTask(RankingTask):
 
     # -- training -------------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if "segments" in batch:
-            hidden = self.model(batch["item_seq"], batch["segments"], batch["positions"])
-        else:
-            hidden = self.model(batch["item_seq"])
         targets = batch["targets"]
         mask = targets > 0
+        packing = (batch["segments"], batch["positions"]) if "segments" in batch else ()
+        # With a loss on at most half of the positions (BERT4Rec's masked fifth, or mostly padded windows) the
+        # last layer runs only there. When nearly every position has a target, selecting saves little and
+        # costs more than it saves (ML-100K SASRec, 81% targets: 2.6 -> 2.9-3.1 s per epoch in bf16).
+        if getattr(self.model, "accepts_select", False) and 2 * int(mask.sum()) <= mask.numel():
+            hidden = self.model(batch["item_seq"], *packing, select=mask)  # [P, d]
+        else:
+            hidden = self.model(batch["item_seq"], *packing)[mask]
         # Only FullSoftmaxCE takes `exclude` (checked at construction), so the others get no extra argument.
         extra = {"exclude": earlier_items(batch["item_seq"], batch.get("segments"))[mask]} if (
             self.hparams.train_exclude_seen) else {}
-        loss = self.loss(hidden[mask], targets[mask], self.model.item_embeddings(), **extra)
+        loss = self.loss(hidden, targets[mask], self.model.item_embeddings(), **extra)
         self.log("train/loss", loss, prog_bar=True, batch_size=int(mask.sum()))
         return loss
 
