@@ -29,11 +29,14 @@ What differs, by design of each framework (stated in the results):
 - Peak RSS is each child process's ru_maxrss (os.wait4), one process per run.
 
 FLOPs (recsys and RecBole alike, forward, counted on the padded batch shapes that are actually computed):
-  F = B*L*n_layers*(24*d^2 + 4*L*d) [+ B*L*2*d^2 for BERT4Rec's head] + T*2*d*N
+  F = B*L*(n_layers*(24*d^2 + 4*L*d) - 18*d^2) + S*(18*d^2 [+ 2*d^2 for BERT4Rec's head]) + T*2*d*N
 with B rows, L columns (50 in RecBole; recsys's collators drop columns that are padding in every row, so L
 is each batch's own width; with --packed true, B is the packed rows, several windows each), T scored
-positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per sample), N items; 24*d^2 = QKV (6d^2) + output projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token,
-4*L*d = QK^T and AV; embedding lookups are gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
+positions (targets; RecBole BERT4Rec scores int(0.2*50)=10 slots per sample), N items, S the positions the
+last layer's output projection, feed-forward and head run on (B*L in RecBole; in recsys T when the targets
+are at most half of B*L, as for BERT4Rec's masked positions, else B*L); 24*d^2 = QKV (6d^2) + output
+projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token, 4*L*d = QK^T and AV; embedding lookups are
+gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
 forward). Achieved FLOP/s = training FLOPs / training seconds (data collation and framework overhead
 included), set against the machine's measured 90 GFLOP/s fp32 matmul peak.
 
@@ -89,10 +92,22 @@ def source_state() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- FLOPs --------------------------------------
-def forward_flops(rows: int, length: int, targets: int, n_items: int, d: int, n_layers: int, head: bool) -> float:
-    """The module docstring's F: transformer matmuls on every (padded) position plus the logits of T targets."""
-    per_token = n_layers * (24 * d * d + 4 * length * d) + (2 * d * d if head else 0)
-    return float(rows * length * per_token + targets * 2 * d * n_items)
+def forward_flops(rows: int, length: int, targets: int, n_items: int, d: int, n_layers: int, head: bool,
+                  selected: int | None = None) -> float:
+    """The module docstring's F: transformer matmuls on every (padded) position, except the last layer's output
+    projection, feed-forward and head, which run on `selected` positions (all by default), plus the logits of
+    T targets."""
+    positions = rows * length
+    selected = positions if selected is None else selected
+    everywhere = n_layers * (24 * d * d + 4 * length * d) - 18 * d * d
+    return float(positions * everywhere + selected * (18 * d * d + (2 * d * d if head else 0))
+                 + targets * 2 * d * n_items)
+
+
+def recsys_selected(rows: int, length: int, targets: int) -> int:
+    """Positions recsys's last layer computes in training: only the targets when they are at most half of the
+    batch (recsys.tasks.RetrievalTask passes them as `select`), else every position."""
+    return targets if 2 * targets <= rows * length else rows * length
 
 
 # ---------------------------------------------------------------- data ---------------------------------------
@@ -194,7 +209,8 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
             self.targets += targets
             self.windows += len(batch["row"])
             self.positions += rows * length  # computed positions: rows x columns after the collator's trim
-            self.flops += 3 * forward_flops(rows, length, targets, n_items, d, layers, head)
+            selected = recsys_selected(rows, length, targets)
+            self.flops += 3 * forward_flops(rows, length, targets, n_items, d, layers, head, selected)
 
         def on_validation_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
             self.valid_start = time.perf_counter()

@@ -38,3 +38,17 @@ def test_layout_flags_are_refused_for_bert4rec_before_any_run(layout_flags: list
     )  # fmt: skip
     assert proc.returncode != 0 and "change SASRec only" in proc.stderr
     assert not (BENCH / "results" / "never-written.json").exists()
+
+
+def test_flop_count_follows_the_positions_the_last_layer_computes(benchmark_script) -> None:
+    """recsys runs the last layer's projection, feed-forward and head only at the targets when they are at most
+    half of the batch; the GFLOP/s column must not count the skipped work."""
+    train_speed = benchmark_script("train_speed")
+    d, layers, items = 64, 2, 1000
+    full = train_speed.forward_flops(32, 50, 320, items, d, layers, True)
+    per_token = layers * (24 * d * d + 4 * 50 * d) + 2 * d * d
+    assert full == 32 * 50 * per_token + 320 * 2 * d * items
+    assert train_speed.recsys_selected(32, 50, 320) == 320  # a BERT4Rec batch: 20% masked
+    assert train_speed.recsys_selected(32, 50, 1300) == 1600  # a SASRec batch: most positions are targets
+    selected = train_speed.forward_flops(32, 50, 320, items, d, layers, True, selected=320)
+    assert full - selected == (1600 - 320) * 20 * d * d
