@@ -88,7 +88,7 @@ class BERT4Rec(nn.Module):
         """[B, L] left-padded items with [MASK] at some positions -> [B, L, d]; every position sees the
         whole row (its own segment in packed batches), and the output at a masked position predicts the item
         hidden there (targets[:, t]). `select` [B, L] bool returns only those positions, [P, d]: training
-        passes the masked ones, and the last layer's feed-forward then runs for a fifth of the window."""
+        passes the masked ones, and the last layer's feed-forward and the head then run only there."""
         return self.head(self.encoder(item_seq, segments, positions, select=select))
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

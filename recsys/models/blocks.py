@@ -322,10 +322,11 @@ class SequenceEncoder(nn.Module):
         within itself and counting positions from its own most recent item.
 
         `last_only` returns [B, 1, d], the last column alone: the final layer then computes one query per row
-        instead of L, which is what scoring a user needs (about 40% less work for 2 layers). `select` [B, L]
-        bool returns [P, d], the positions it picks in row-major order (as `hidden[select]` would): the final
-        layer's output projection and feed-forward run only there, which is what training with a loss on a
-        few positions needs (BERT4Rec's masked ones, or every real item but not the padding).
+        instead of L, which is what scoring a user needs (ML-100K validation, 2 layers: 0.15-0.18 s against
+        0.22-0.25 s). `select` [B, L] bool returns [P, d], the positions it picks in row-major order (as
+        `hidden[select]` would): the final layer's output projection and feed-forward run only there, which is
+        what training with a loss on a few positions needs (BERT4Rec's masked ones, or every real item but not
+        the padding).
         """
         if last_only and select is not None:
             raise ValueError("pass last_only or select, not both")
