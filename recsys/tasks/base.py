@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 
 from recsys.eval.evaluator import Evaluator
 from recsys.eval.metrics import RankingMetrics
 from recsys.eval.protocols import FullRanking
 from recsys.tasks.optim import build_optimizer, can_fuse
+from recsys.tasks.precision import bf16_cpu_warning, cpu_has_native_bf16
 
 
 class RankingTask(pl.LightningModule):
@@ -47,6 +49,11 @@ class RankingTask(pl.LightningModule):
         precision = self.trainer.precision if self.trainer else "32-true"
         return build_optimizer(self, hp.lr, hp.weight_decay, hp.schedule, hp.warmup_steps, total,
                                fused=can_fuse(self, precision))
+
+    def on_fit_start(self) -> None:
+        warning = bf16_cpu_warning(str(self.trainer.precision), self.device.type, cpu_has_native_bf16())
+        if warning:
+            rank_zero_warn(warning)
 
     # -- evaluation -----------------------------------------------------------------------------------
     def _start(self, split_name: str) -> None:
