@@ -65,14 +65,60 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORK = HERE / ".work" / "train_speed"
 RESULTS = HERE / "results"
+# The matmul peak of the AMD EPYC with AVX-512 BF16 that ../shared/BENCHMARKS.md describes; runs with
+# --own-machine measure their own instead (`matmul_peak_gflops`).
 PEAK_FP32_GFLOPS = 90.0
-# RecBole's training epoch on a quiet machine, from ../shared/BENCHMARKS.md (RecBole 1.2.1, these hyperparameters;
-# its thread count is not stated there): this benchmark's own RecBole runs shared the cores with other jobs, so the
-# goal is judged against the quiet time too (the larger of the two ratios).
+# RecBole's training epoch on that machine when quiet, from ../shared/BENCHMARKS.md (RecBole 1.2.1, these
+# hyperparameters; its thread count is not stated there): this benchmark's own RecBole runs there shared the
+# cores with other jobs, so the goal is judged against the quiet time too (the larger of the two ratios). On any
+# other processor these times mean nothing: --own-machine drops them and RecBole's own measured time is the bar.
 QUIET_RECBOLE_EPOCH_S = {("ml-100k", "SASRec"): 125.8, ("ml-100k", "BERT4Rec"): 135.2}
 DATASETS = ("ml-100k", "amazon-beauty")
 MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 DEFAULT_RECBOLE_EPOCHS = "ml-100k=3,amazon-beauty=2"
+
+
+def matmul_peak_gflops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Best of `repeats` float32 [size, size] products with `threads` torch threads, in GFLOP/s."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(size, size)
+        a @ a  # warm-up
+        best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    finally:
+        torch.set_num_threads(previous)
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(work: Any) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def cpu_features() -> dict[str, Any]:
+    """torch's CPU kernel level and whether bfloat16 dot products are native (bf16 rows depend on it)."""
+    import torch
+
+    from recsys.tasks.precision import cpu_has_native_bf16
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_native_bf16()}
+
+
+def quiet_epoch_s(report: dict[str, Any], dataset: str, model: str) -> float | None:
+    """RecBole's quiet epoch time to judge against, or None where the report measured on its own machine."""
+    if "quiet_recbole_epoch_s" in report:
+        return report["quiet_recbole_epoch_s"].get(f"{dataset}/{model}")
+    return QUIET_RECBOLE_EPOCH_S.get((dataset, model))
+
+
+def _features(m: dict[str, Any]) -> str:
+    if "cpu_capability" not in m:  # reports from before these fields: the BENCHMARKS.md machine, shared
+        return ", shared with other jobs"
+    return f" (torch CPU kernels {m['cpu_capability']}, {'native' if m['native_bf16'] else 'no native'} bfloat16)"
 
 
 def log(message: str) -> None:
@@ -367,6 +413,7 @@ def _load(run: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     cfg = report["config"]
     m = report["machine"]
+    peak = m["peak_fp32_gflops"]
     loads = report["load_averages"]
     lines = [
         "# Training speed: recsys vs RecBole 1.2.1",
@@ -389,7 +436,7 @@ def render(report: dict[str, Any]) -> str:
         "Layouts: recsys SASRec pre-LN (its default) vs RecBole post-LN; both BERT4Recs post-LN with a "
         "projection head (RecBole adds an output bias).",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, shared with other jobs; load average (1, 5, 15 min) at "
+        f"Machine: {m['cpu']}, {m['cores']} cores{_features(m)}; load average (1, 5, 15 min) at "
         f"start {', '.join(f'{x:.2f}' for x in loads['start'])}, at end "
         f"{', '.join(f'{x:.2f}' for x in loads.get('end', loads['start']))}; peak fp32 matmul "
         f"{m['peak_fp32_gflops']:.0f} GFLOP/s.",
@@ -420,7 +467,7 @@ def render(report: dict[str, Any]) -> str:
         for label, ours in _variants(pair) or [("recsys", None)]:
           head = f"| {pair['dataset']} | {rb['model']} | {rb['best_valid_ndcg@10']:.4f} ({rb['best_epoch']}) | " \
                  f"{rb['time_to_best_s']:.1f} | {label} |"
-          quiet_epoch = QUIET_RECBOLE_EPOCH_S.get((pair["dataset"], rb["model"]))
+          quiet_epoch = quiet_epoch_s(report, pair["dataset"], rb["model"])
           # quiet epochs to the best, plus the validations as measured (a small share)
           quiet = None if quiet_epoch is None else quiet_epoch * rb["best_epoch"] + sum(
               e.get("valid_s", 0.0) for e in rb.get("epochs", [])[: rb["best_epoch"]])
@@ -445,7 +492,7 @@ def render(report: dict[str, Any]) -> str:
         "## Throughput",
         "",
         "| dataset | model | framework | epochs run | train s/epoch | valid s/epoch | training samples/epoch "
-        "(targets) | steps/epoch | samples/s (RecBole, prefixes) or targets/s (recsys) | training GFLOP/s (% of 90) | peak RSS MiB | set-up s | load avg "
+        f"(targets) | steps/epoch | samples/s (RecBole, prefixes) or targets/s (recsys) | training GFLOP/s (% of {peak:.0f}) | peak RSS MiB | set-up s | load avg "
         "after run (1 min) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -458,7 +505,7 @@ def render(report: dict[str, Any]) -> str:
                 f"| {pair['dataset']} | {rb['model']} | RecBole 1.2.1 | {len(rb['epochs'])} | {rb['train_s_per_epoch']:.1f} | "
                 f"{sum(e['valid_s'] for e in rb['epochs']) / len(rb['epochs']):.2f} | "
                 f"{rb['train_samples_per_epoch']:,} prefixes | {steps:,} | "
-                f"{rb['train_samples_per_epoch'] / rb['train_s_per_epoch']:,.0f} | {gf:.2f} ({100 * gf / PEAK_FP32_GFLOPS:.1f}%) | "
+                f"{rb['train_samples_per_epoch'] / rb['train_s_per_epoch']:,.0f} | {gf:.2f} ({100 * gf / peak:.1f}%) | "
                 f"{rb['peak_rss_mib']:,.0f} | {rb['setup_s']:.1f} | {_load(rb)} |")
         for label, ours in _variants(pair):
             gf = ours["train_gflops_per_s"]
@@ -466,7 +513,7 @@ def render(report: dict[str, Any]) -> str:
                 f"| {pair['dataset']} | {ours['model']} | {label} | {len(ours['epochs'])} | {ours['train_s_per_epoch']:.2f} | "
                 f"{ours['valid_s_per_epoch']:.2f} | {ours['train_targets_per_epoch']:,} targets in "
                 f"{ours['train_windows_per_epoch']:,} windows | {ours['steps_per_epoch']:,} | {ours['targets_per_s']:,.0f} | "
-                f"{gf:.2f} ({100 * gf / PEAK_FP32_GFLOPS:.1f}%) | {ours['peak_rss_mib']:,.0f} | {ours['setup_s']:.1f} | "
+                f"{gf:.2f} ({100 * gf / peak:.1f}%) | {ours['peak_rss_mib']:,.0f} | {ours['setup_s']:.1f} | "
                 f"{_load(ours)} |")
     for pair in report["runs"]:
         ours = pair.get("recsys")
@@ -552,9 +599,13 @@ def drive(args: argparse.Namespace) -> None:
                         if not any(m.startswith(f"{d} {MODELS[k]}") for d, k in planned)]
     else:
         report = {
-            "config": config, "recbole_epochs": epochs, "machine": machine(peak_fp32_gflops=PEAK_FP32_GFLOPS), "versions": versions("torch", "pytorch-lightning"),
+            "config": config, "recbole_epochs": epochs, "versions": versions("torch", "pytorch-lightning"),
+            "machine": machine(peak_fp32_gflops=matmul_peak_gflops(args.threads) if args.own_machine
+                               else PEAK_FP32_GFLOPS, **cpu_features()),
             "load_averages": {"start": os.getloadavg()}, "runs": [], "missing": [], "commands": [command],
         }
+        if args.own_machine:
+            report["quiet_recbole_epoch_s"] = {}
         kept_missing = []
     me = [sys.executable, str(Path(__file__).resolve()), "--sampler", args.sampler]
     recbole_python = None
@@ -682,6 +733,9 @@ def main() -> None:
                         help="recsys SASRec's LayerNorm placement (RecBole's SASRec is post-LN; 'reference' is the "
                              "pre-LN block and Xavier init of the SASRec authors' code, recsys.models.SASRec "
                              "reference_block and init); --tuned layout=post-ln adds a row")
+    parser.add_argument("--own-machine", action="store_true",
+                        help="the processor is not the one ../shared/BENCHMARKS.md timed: measure the fp32 matmul peak "
+                             "here and judge the goal against RecBole's time measured in this run only (run it quiet)")
     parser.add_argument("--out", default="train_speed", help="results file stem in benchmarks/results")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the .md from the existing results JSON and exit")

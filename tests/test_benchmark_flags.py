@@ -52,3 +52,17 @@ def test_flop_count_follows_the_positions_the_last_layer_computes(benchmark_scri
     assert train_speed.recsys_selected(32, 50, 1300) == 1600  # a SASRec batch: most positions are targets
     selected = train_speed.forward_flops(32, 50, 320, items, d, layers, True, selected=320)
     assert full - selected == (1600 - 320) * 20 * d * d
+
+
+def test_own_machine_reports_judge_against_their_own_recbole_time(benchmark_script) -> None:
+    """The quiet RecBole times of ../shared/BENCHMARKS.md belong to one processor: a report made with
+    --own-machine (an empty `quiet_recbole_epoch_s`) has no quiet column and states its CPU, older ones keep both."""
+    train_speed = benchmark_script("train_speed")
+    assert train_speed.quiet_epoch_s({}, "ml-100k", "SASRec") == 125.8
+    assert train_speed.quiet_epoch_s({"quiet_recbole_epoch_s": {}}, "ml-100k", "SASRec") is None
+    assert train_speed._features({"cpu": "x"}) == ", shared with other jobs"
+    described = train_speed._features({"cpu_capability": "AVX2", "native_bf16": False})
+    assert "AVX2" in described and "no native bfloat16" in described
+    features = train_speed.cpu_features()
+    assert isinstance(features["cpu_capability"], str) and isinstance(features["native_bf16"], bool)
+    assert train_speed.matmul_peak_gflops(1, size=256, repeats=2) > 0
