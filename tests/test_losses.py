@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -295,3 +296,35 @@ def test_full_softmax_label_smoothing_spreads_only_over_allowed_items(toy) -> No
 def test_full_softmax_label_smoothing_rejects_out_of_range() -> None:
     with pytest.raises(ValueError, match="label_smoothing"):
         FullSoftmaxCE(label_smoothing=1.0)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+@pytest.mark.parametrize(("rows", "n_items"), [(300, 50), (70, 5000)])
+def test_chunked_cpu_path_equals_torch_cross_entropy(eps: float, rows: int, n_items: int) -> None:
+    """float32 CPU batches take ChunkedSoftmaxCE (blocks of rows, recomputed in backward); its loss and both
+    gradients must be those of torch's cross-entropy on the whole logit matrix, with more rows than one block."""
+    from recsys.losses import ChunkedSoftmaxCE, _chunked_path
+
+    torch.manual_seed(0)
+    hidden = torch.randn(rows, 16, requires_grad=True)
+    table = (torch.randn(n_items + 1, 16) * 0.5).requires_grad_()
+    targets = torch.randint(1, n_items + 1, (rows,))
+    assert _chunked_path(hidden, table) and rows > ChunkedSoftmaxCE.rows_per_block(n_items)
+    ours = FullSoftmaxCE(label_smoothing=eps)(hidden, targets, table)
+    ours_grads = torch.autograd.grad(ours, (hidden, table))
+    reference = F.cross_entropy(hidden @ table[1:].T, targets - 1, label_smoothing=eps)
+    reference_grads = torch.autograd.grad(reference, (hidden, table))
+    torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
+    for got, expected in zip(ours_grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert (ours_grads[1][0] == 0).all()  # the padding row is never a class
+
+
+def test_chunked_path_is_left_under_autocast_and_for_other_dtypes() -> None:
+    from recsys.losses import _chunked_path
+
+    hidden, table = torch.randn(4, 8), torch.randn(6, 8)
+    assert _chunked_path(hidden, table)
+    assert not _chunked_path(hidden.double(), table.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _chunked_path(hidden, table)
