@@ -38,7 +38,8 @@ are at most half of B*L, as for BERT4Rec's masked positions, else B*L); 24*d^2 =
 projection (2d^2) + feed-forward 4d->d->4d (16d^2) per token, 4*L*d = QK^T and AV; embedding lookups are
 gathers (no FLOPs). Training FLOPs ~= 3*F (backward ~ 2x
 forward). Achieved FLOP/s = training FLOPs / training seconds (data collation and framework overhead
-included), set against the machine's measured 90 GFLOP/s fp32 matmul peak.
+included), set against the fp32 matmul peak: 90 GFLOP/s for the machine ../shared/BENCHMARKS.md describes,
+measured in the run with --own-machine.
 
     python benchmarks/train_speed.py                           # both datasets, both models (~1 hour)
     python benchmarks/train_speed.py --datasets ml-100k --models sasrec --recbole-epochs 1

@@ -118,13 +118,13 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             if eps:
                 mean[part] = logits.mean(dim=1)
         ctx.save_for_backward(hidden, weight, weight_t, targets, lse)
-        ctx.eps = eps
+        ctx.eps, ctx.chunk = eps, chunk
         return (lse - (1.0 - eps) * picked - eps * mean).mean()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
         hidden, weight, weight_t, targets, lse = ctx.saved_tensors
-        eps, chunk = ctx.eps, ChunkedSoftmaxCE.rows_per_block(weight.shape[0])
+        eps, chunk = ctx.eps, ctx.chunk
         rows, n_items = hidden.shape[0], weight.shape[0]
         grad_hidden, grad_weight = torch.empty_like(hidden), torch.zeros_like(weight)
         block = hidden.new_empty(min(chunk, rows), n_items)

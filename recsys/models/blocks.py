@@ -10,6 +10,7 @@ A padded query is always allowed to see itself, so a fully padded row still has 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import torch
@@ -216,33 +217,21 @@ class TransformerLayer(nn.Module):
         """[B, L, d] -> [B, L, d]; [B, 1, d] for the last column alone with `last_only`; [P, d] for the
         positions `picked` takes. Every column still serves as a key; only the kept ones are carried through
         the output projection and the feed-forward."""
-        if picked is not None:
-            return self._forward_picked(x, mask, picked)
-        last = slice(-1, None) if last_only else slice(None)
+        if picked is not None:  # dropout masks are drawn full-size, so a seeded run does not depend on `picked`
+            keep, drop = picked, partial(self.dropout.rows, picked=picked)
+        else:
+            last = slice(-1, None) if last_only else slice(None)
+            keep, drop = (lambda t: t[:, last]), self.dropout
+        attend = partial(self.attention, mask=mask, last_only=last_only, picked=picked)
         if self.reference_block:
             queries = self.attention_norm(x)
-            x = queries[:, last] + self.dropout(self.attention(queries, mask, keys=x, last_only=last_only))
-            x = self.ffn_norm(x)
-            return x + self.dropout(self.ffn(x))
+            x = self.ffn_norm(keep(queries) + drop(attend(queries, keys=x)))
+            return x + drop(self.ffn(x))
         if self.pre_norm:
-            x = x[:, last] + self.dropout(self.attention(self.attention_norm(x), mask, last_only=last_only))
-            return x + self.dropout(self.ffn(self.ffn_norm(x)))
-        x = self.attention_norm(x[:, last] + self.dropout(self.attention(x, mask, last_only=last_only)))
-        return self.ffn_norm(x + self.dropout(self.ffn(x)))
-
-    def _forward_picked(self, x: torch.Tensor, mask: torch.Tensor, picked: Picked) -> torch.Tensor:
-        # The same arithmetic as forward on the kept rows; dropout masks are drawn full-size (Dropout.rows).
-        if self.reference_block:
-            queries = self.attention_norm(x)
-            attended = self.attention(queries, mask, keys=x, picked=picked)
-            x = self.ffn_norm(picked(queries) + self.dropout.rows(attended, picked))
-            return x + self.dropout.rows(self.ffn(x), picked)
-        if self.pre_norm:
-            attended = self.attention(self.attention_norm(x), mask, picked=picked)
-            x = picked(x) + self.dropout.rows(attended, picked)
-            return x + self.dropout.rows(self.ffn(self.ffn_norm(x)), picked)
-        x = self.attention_norm(picked(x) + self.dropout.rows(self.attention(x, mask, picked=picked), picked))
-        return self.ffn_norm(x + self.dropout.rows(self.ffn(x), picked))
+            x = keep(x) + drop(attend(self.attention_norm(x)))
+            return x + drop(self.ffn(self.ffn_norm(x)))
+        x = self.attention_norm(keep(x) + drop(attend(x)))
+        return self.ffn_norm(x + drop(self.ffn(x)))
 
 
 class SequenceEncoder(nn.Module):
