@@ -88,41 +88,58 @@ def _chunked_path(hidden: torch.Tensor, item_table: torch.Tensor) -> bool:
 class ChunkedSoftmaxCE(torch.autograd.Function):
     """Full softmax cross-entropy (with label smoothing) computed a block of rows at a time on the CPU.
 
-    The [P, n_items] logit matrix never exists whole: each block of rows is computed, reduced to its
-    log-sum-exp and target logit while it sits in cache, and recomputed in the backward pass, where the
-    softmax gradient of the block goes straight into the two gradient products. Measured on an AVX2 EPYC
-    (1 thread, float32), forward plus backward against `F.cross_entropy(hidden @ weight.T)`: 41.3 -> 31.0 ms
-    for ML-100K's shape (1,300 positions x 1,682 items, d=64; blocks of 128 rows) and 1,183 -> 1,045 ms for
-    4,000 x 12,101 (Beauty; blocks of 32, where 128 gained nothing); loss and gradients equal up to float32
-    rounding (tests/test_losses.py).
+    Each block of logits is computed and reduced (log-sum-exp, target logit, row mean) while it sits in
+    cache. When the whole [P, n_items] matrix fits in `STORE_LIMIT` elements, the forward pass turns each
+    block into its softmax gradient in place (one exp per logit) and keeps it, so the backward pass is two
+    matrix products over all rows; above the limit nothing [P, n_items] is kept and the backward pass
+    recomputes each block. Measured on an AVX2 EPYC (1 thread, float32), forward plus backward: ML-100K's
+    shape (1,312 positions x 1,682 items, d=64) 35-37 ms with `F.cross_entropy(hidden @ weight.T)`, 35 ms
+    recomputing, 28 ms keeping; Beauty's (4,000 x 12,101) 1,313, 1,119 and 800 ms. Loss and gradients equal
+    `F.cross_entropy`'s up to float32 rounding (tests/test_losses.py).
     """
 
+    STORE_LIMIT = 1 << 27  # elements of the kept gradient matrix (512 MiB in float32)
+
     @staticmethod
-    def rows_per_block(n_items: int) -> int:
-        return 128 if n_items < 4096 else 32
+    def rows_per_block(n_items: int, store: bool) -> int:
+        return 128 if store or n_items < 4096 else 32
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:  # noqa: ANN001
-        chunk = ChunkedSoftmaxCE.rows_per_block(weight.shape[0])
-        weight_t = weight.t().contiguous()
         rows, n_items = hidden.shape[0], weight.shape[0]
+        store = rows * n_items <= ChunkedSoftmaxCE.STORE_LIMIT
+        chunk = ChunkedSoftmaxCE.rows_per_block(n_items, store)
+        weight_t = weight.t().contiguous()
         lse, picked = hidden.new_empty(rows), hidden.new_empty(rows)
         mean = hidden.new_zeros(rows)
-        block = hidden.new_empty(min(chunk, rows), n_items)
+        kept = hidden.new_empty(rows, n_items) if store else hidden.new_empty(min(chunk, rows), n_items)
         for start in range(0, rows, chunk):
             part = slice(start, start + chunk)
-            logits = block[: hidden[part].shape[0]]
+            logits = kept[part] if store else kept[: hidden[part].shape[0]]
             torch.mm(hidden[part], weight_t, out=logits)
-            lse[part] = torch.logsumexp(logits, dim=1)
             picked[part] = logits.gather(1, targets[part, None]).squeeze(1)
             if eps:
                 mean[part] = logits.mean(dim=1)
-        ctx.save_for_backward(hidden, weight, weight_t, targets, lse)
-        ctx.eps, ctx.chunk = eps, chunk
+            if not store:
+                lse[part] = torch.logsumexp(logits, dim=1)
+                continue
+            top = logits.amax(dim=1, keepdim=True)
+            total = logits.sub_(top).exp_().sum(dim=1, keepdim=True)
+            lse[part] = (top + total.log()).squeeze(1)
+            _softmax_to_gradient(logits.div_(total), targets[part], eps)
+        if store:
+            ctx.save_for_backward(hidden, weight, kept)
+        else:
+            ctx.save_for_backward(hidden, weight, weight_t, targets, lse)
+        ctx.eps, ctx.chunk, ctx.store = eps, chunk, store
         return (lse - (1.0 - eps) * picked - eps * mean).mean()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
+        if ctx.store:
+            hidden, weight, kept = ctx.saved_tensors
+            scale = grad / hidden.shape[0]
+            return torch.mm(kept, weight).mul_(scale), torch.mm(kept.t(), hidden).mul_(scale), None, None
         hidden, weight, weight_t, targets, lse = ctx.saved_tensors
         eps, chunk = ctx.eps, ctx.chunk
         rows, n_items = hidden.shape[0], weight.shape[0]
@@ -133,15 +150,18 @@ class ChunkedSoftmaxCE(torch.autograd.Function):
             part = slice(start, start + chunk)
             probs = block[: hidden[part].shape[0]]
             torch.mm(hidden[part], weight_t, out=probs)
-            probs.sub_(lse[part, None]).exp_()
-            # d loss / d logit = softmax - (1 - eps) * onehot - eps / n_items, for each row's mean
-            probs.scatter_add_(1, targets[part, None], probs.new_full((probs.shape[0], 1), eps - 1.0))
-            if eps:
-                probs.sub_(eps / n_items)
-            probs.mul_(scale)
+            _softmax_to_gradient(probs.sub_(lse[part, None]).exp_(), targets[part], eps).mul_(scale)
             torch.mm(probs, weight, out=grad_hidden[part])
             grad_weight.addmm_(probs.t(), hidden[part])
         return grad_hidden, grad_weight, None, None
+
+
+def _softmax_to_gradient(probs: torch.Tensor, targets: torch.Tensor, eps: float) -> torch.Tensor:
+    """In place: softmax rows -> d loss / d logit = softmax - (1 - eps) * onehot - eps / n_items (one row's loss)."""
+    probs.scatter_add_(1, targets[:, None], probs.new_full((probs.shape[0], 1), eps - 1.0))
+    if eps:
+        probs.sub_(eps / probs.shape[1])
+    return probs
 
 
 class _SampledLoss(RetrievalLoss):

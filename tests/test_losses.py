@@ -298,18 +298,23 @@ def test_full_softmax_label_smoothing_rejects_out_of_range() -> None:
         FullSoftmaxCE(label_smoothing=1.0)
 
 
+@pytest.mark.parametrize("store", [True, False])
 @pytest.mark.parametrize("eps", [0.0, 0.2])
-@pytest.mark.parametrize(("rows", "n_items"), [(300, 50), (70, 5000)])
-def test_chunked_cpu_path_equals_torch_cross_entropy(eps: float, rows: int, n_items: int) -> None:
-    """float32 CPU batches take ChunkedSoftmaxCE (blocks of rows, recomputed in backward); its loss and both
-    gradients must be those of torch's cross-entropy on the whole logit matrix, with more rows than one block."""
+@pytest.mark.parametrize(("rows", "n_items"), [(300, 50), (140, 5000)])
+def test_chunked_cpu_path_equals_torch_cross_entropy(
+    eps: float, rows: int, n_items: int, store: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float32 CPU batches take ChunkedSoftmaxCE (blocks of rows; the softmax gradient kept, or recomputed in
+    backward above STORE_LIMIT); its loss and both gradients must be those of torch's cross-entropy on the
+    whole logit matrix, with more rows than one block."""
     from recsys.losses import ChunkedSoftmaxCE, _chunked_path
 
+    monkeypatch.setattr(ChunkedSoftmaxCE, "STORE_LIMIT", rows * n_items if store else rows * n_items - 1)
     torch.manual_seed(0)
     hidden = torch.randn(rows, 16, requires_grad=True)
     table = (torch.randn(n_items + 1, 16) * 0.5).requires_grad_()
     targets = torch.randint(1, n_items + 1, (rows,))
-    assert _chunked_path(hidden, table) and rows > ChunkedSoftmaxCE.rows_per_block(n_items)
+    assert _chunked_path(hidden, table) and rows > ChunkedSoftmaxCE.rows_per_block(n_items, store)
     ours = FullSoftmaxCE(label_smoothing=eps)(hidden, targets, table)
     ours_grads = torch.autograd.grad(ours, (hidden, table))
     reference = F.cross_entropy(hidden @ table[1:].T, targets - 1, label_smoothing=eps)
