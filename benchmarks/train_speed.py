@@ -207,6 +207,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
         args.prepared, max_len=args.max_len, batch_size=args.batch_size, eval_batch_size=1024,
         objective="cloze" if cloze else "causal", mask_prob=args.mask_ratio, train_windows="all", seed=args.seed,
         length_grouped=args.sampler == "length-grouped", packed=args.packed == "true",
+        train_stride=args.stride or None,
     )
     data.setup("fit")
     shape = dict(hidden_size=args.hidden_size, n_layers=args.n_layers, n_heads=args.n_heads, max_len=args.max_len,
@@ -308,7 +309,8 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "setup_s": setup_s, "threads": args.threads,
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
         "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
-        "precision": args.precision, "packed": args.packed == "true", "allocator_tuned": args.allocator_tuned,
+        "precision": args.precision, "packed": args.packed == "true", "stride": args.stride or None,
+        "allocator_tuned": args.allocator_tuned,
         "accelerator": args.accelerator, "device_name": _device_name(args.accelerator),
     }
 
@@ -386,7 +388,8 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 def recsys_flags(args: argparse.Namespace) -> list[str]:
     """recsys workers also take a precision (RecBole always trains in fp32), packing and SASRec's layout."""
-    return [*common_flags(args), "--precision", args.precision, "--packed", args.packed, "--layout", args.layout]
+    return [*common_flags(args), "--precision", args.precision, "--packed", args.packed, "--layout", args.layout,
+            "--stride", str(args.stride)]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -571,11 +574,13 @@ def drive(args: argparse.Namespace) -> None:
     epochs = parse_epochs(args.recbole_epochs, datasets)
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
     variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
-    unknown = {key for overrides in variants for key in overrides} - {"batch_size", "lr", "precision", "packed", "layout"}
+    unknown = {key for overrides in variants for key in overrides} - {
+        "batch_size", "lr", "precision", "packed", "layout", "stride"}
     if unknown:
-        raise SystemExit(
-            f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed and layout can differ"
-        )
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed, layout "
+                         "and stride can differ")
+    if "bert4rec" in models and (args.stride or any("stride" in overrides for overrides in variants)):
+        raise SystemExit("--stride / --tuned stride=... overlap SASRec's causal windows: run --models sasrec with them")
     layouts = {overrides["layout"] for overrides in variants if "layout" in overrides} | {args.layout}
     if "bert4rec" in models and layouts != {"pre-ln"}:
         raise SystemExit("--layout / --tuned layout=... change SASRec only (BERT4Rec is post-LN in both frameworks): "
@@ -734,6 +739,11 @@ def main() -> None:
                         help="recsys SASRec's LayerNorm placement (RecBole's SASRec is post-LN; 'reference' is the "
                              "pre-LN block and Xavier init of the SASRec authors' code, recsys.models.SASRec "
                              "reference_block and init); --tuned layout=post-ln adds a row")
+    parser.add_argument("--stride", type=int, default=0,
+                        help="recsys SASRec starts a training window every STRIDE items (data.train_stride: "
+                             "overlapping windows, each target still trained once per epoch, with at least "
+                             "max_len - STRIDE items of history); 0 tiles windows end to end; --tuned stride=25 "
+                             "adds a row")
     parser.add_argument("--own-machine", action="store_true",
                         help="the processor is not the one ../shared/BENCHMARKS.md timed: measure the fp32 matmul peak "
                              "here and judge the goal against RecBole's time measured in this run only (run it quiet)")

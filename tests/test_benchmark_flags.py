@@ -16,13 +16,28 @@ def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
     train_speed = benchmark_script("train_speed")
     args = argparse.Namespace(threads=1, seed=42, max_len=50, hidden_size=64, n_layers=2, n_heads=2, dropout=0.2,
                               attn_dropout=0.2, mask_ratio=0.2, batch_size=128, lr=1e-3, precision="bf16-mixed",
-                              packed="true", layout="post-ln")  # fmt: skip
+                              packed="true", layout="post-ln", stride=25)  # fmt: skip
     runner_options = set(re.findall(r'add_argument\("(--[a-z-]+)"', (BENCH / "recbole_train_runner.py").read_text()))
     given = {flag for flag in train_speed.common_flags(args) if flag.startswith("--")}
     assert given <= runner_options, given - runner_options
     recsys = train_speed.recsys_flags(args)
     assert recsys[recsys.index("--precision") + 1] == "bf16-mixed" and recsys[recsys.index("--packed") + 1] == "true"
-    assert recsys[recsys.index("--layout") + 1] == "post-ln"
+    assert recsys[recsys.index("--layout") + 1] == "post-ln" and recsys[recsys.index("--stride") + 1] == "25"
+
+
+@pytest.mark.parametrize("stride_flags", [["--tuned", "stride=25"], ["--stride", "25"]])
+def test_stride_flags_are_refused_for_bert4rec_before_any_run(stride_flags: list[str]) -> None:
+    """Overlapping windows are a causal-objective option: a BERT4Rec row labelled with one would be mislabelled."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "train_speed.py"), "--datasets", "ml-100k", "--models", "bert4rec",
+         "--out", "never-written", *stride_flags],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "--stride" in proc.stderr
+    assert not (BENCH / "results" / "never-written.json").exists()
 
 
 @pytest.mark.parametrize("layout_flags", [["--tuned", "layout=post-ln"], ["--layout", "reference"]])

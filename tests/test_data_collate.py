@@ -79,6 +79,44 @@ def test_all_windows_make_every_item_a_target_once() -> None:
                 assert t == i + 1
 
 
+def test_strided_windows_train_every_item_once_with_a_long_history() -> None:
+    rows = [list(range(1, 13)), [20, 21], [30], list(range(40, 45))]
+    seqs = _seqs(rows)
+    windows = TrainWindows(seqs, max_len=4, mode="all", stride=2)
+    batch = CausalCollator(seqs, max_len=4, windows=windows)(list(range(len(windows))))
+    item_seq, targets = batch["item_seq"].numpy(), batch["targets"].numpy()
+    assert sorted(targets[targets > 0].tolist()) == sorted(i for r in rows for i in r[1:])
+    # row 0 (12 items) ends windows at items 12, 10, 8, 6 and 4; the last four own 2 targets each
+    first_user = item_seq[batch["user_idx"].numpy() == 0]
+    assert first_user[:, -1].tolist() == [11, 9, 7, 5, 3]
+    index_in_row = {item: j for r in rows for j, item in enumerate(r)}
+    for inputs, outs in zip(item_seq.tolist(), targets.tolist(), strict=True):
+        for column, (i, t) in enumerate(zip(inputs, outs, strict=True)):
+            if t:
+                assert t == i + 1
+                # every target sees max_len - stride = 2 items of history, or all that its row has before it
+                history = sum(x > 0 for x in inputs[: column + 1])
+                assert history >= min(2, index_in_row[t])
+
+
+def test_stride_of_max_len_is_plain_tiling() -> None:
+    seqs = _seqs([list(range(1, 30)), [20, 21, 22], list(range(40, 47))])
+    plain, strided = TrainWindows(seqs, 5, "all"), TrainWindows(seqs, 5, "all", stride=5)
+    assert plain.rows.tolist() == strided.rows.tolist() and plain.ends.tolist() == strided.ends.tolist()
+    indices = list(range(len(plain)))
+    for key in ("item_seq", "targets"):
+        assert CausalCollator(seqs, 5, plain)(indices)[key].tolist() == CausalCollator(seqs, 5, strided)(indices)[
+            key].tolist()
+
+
+def test_stride_is_checked() -> None:
+    seqs = _seqs([[1, 2, 3]])
+    with pytest.raises(ValueError, match="stride=6"):
+        TrainWindows(seqs, 5, "all", stride=6)
+    with pytest.raises(ValueError, match="not 'last'"):
+        TrainWindows(seqs, 5, "last", stride=2)
+
+
 def test_last_window_is_the_most_recent() -> None:
     seqs = _seqs([list(range(1, 12))])
     windows = TrainWindows(seqs, max_len=3, mode="last")

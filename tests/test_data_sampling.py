@@ -42,6 +42,20 @@ def _epoch(sampler: EpochBatches) -> list[list[int]]:
     return list(sampler)
 
 
+def test_datamodule_strides_causal_windows_only(prepared_synthetic: Path) -> None:
+    from recsys.data import SequenceDataModule
+
+    plain = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=32).train_dataloader()
+    strided = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=32, train_stride=5).train_dataloader()
+    targets = [int((b["targets"] > 0).sum()) for loader in (plain, strided) for b in loader]
+    n_plain = len(plain.batch_sampler)
+    assert sum(targets[:n_plain]) == sum(targets[n_plain:])  # every item a target once either way
+    assert len(strided.dataset) > len(plain.dataset)
+    cloze = SequenceDataModule(str(prepared_synthetic), max_len=20, objective="cloze", train_stride=5)
+    with pytest.raises(ValueError, match="train_stride"):
+        cloze.train_dataloader()
+
+
 def test_epoch_order_is_a_function_of_seed_and_epoch() -> None:
     a, b = EpochBatches(1000, 64, seed=5), EpochBatches(1000, 64, seed=5)
     first, second = _epoch(a), _epoch(a)

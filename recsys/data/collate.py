@@ -70,9 +70,14 @@ class TrainWindows:
     """Which training windows an epoch visits: each row's most recent one, tiles covering every item, or
     (`every`) one window per (history, next item) pair, ending at that item, whose only target is that item."""
 
-    def __init__(self, sequences: Sequences, max_len: int, mode: str) -> None:
+    def __init__(self, sequences: Sequences, max_len: int, mode: str, stride: int | None = None) -> None:
         self.last_target_only = mode == "every"
-        if mode == "last":
+        self.owned: np.ndarray | None = None  # targets each window trains on, counted from its end; None: all
+        if stride is not None and mode != "all":
+            raise ValueError(f"a window stride applies to train_windows='all', not '{mode}'")
+        if stride is not None:
+            self.rows, self.ends, self.owned = sequences.strided_ends(max_len, stride)
+        elif mode == "last":
             self.rows = np.flatnonzero(sequences.lengths >= 2)
             self.ends = sequences.offsets[self.rows + 1]
         elif mode == "all":
@@ -112,6 +117,9 @@ class CausalCollator:
         item_seq, targets = trim_padding(item_seq, targets)
         if self.plan.last_target_only:
             targets[:, :-1] = 0
+        if self.plan.owned is not None:  # overlapping windows: each trains only the targets it owns
+            width = targets.shape[1]
+            targets[np.arange(width)[None, :] < width - self.plan.owned[index][:, None]] = 0
         return _batch(item_seq, targets, rows_np, self.sequences.users[rows_np], self.max_len if self.pack else None)
 
 

@@ -77,6 +77,26 @@ class Sequences:
             return np.zeros((rows.size, max_len), dtype=np.int64)
         return np.where(valid, self.items[np.clip(src, 0, None)], 0)
 
+    def strided_ends(self, size: int, stride: int, min_items: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, end offset, owned targets) of windows of `size + 1` items ending every `stride` items from
+        each row's end, the earliest reaching the row's start.
+
+        With stride < size the windows overlap, and each owns only the targets no later window covers: its
+        last `stride` (the earliest window: all of its own). Every item after a row's first is owned exactly
+        once, and every owned target past the first `size - stride` of a row has at least `size - stride`
+        items of history in its window. stride == size is `chunk_ends`.
+        """
+        if not 1 <= stride <= size:
+            raise ValueError(f"stride={stride}: expected 1 <= stride <= {size} (the window length)")
+        lengths = self.lengths
+        counts = np.where(lengths >= min_items, 1 + -(-np.maximum(lengths - 1 - size, 0) // stride), 0)
+        rows = np.repeat(np.arange(len(self)), counts)
+        step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        ends = self.offsets[rows + 1] - step * stride
+        earliest = step == counts[rows] - 1
+        owned = np.where(earliest, ends - self.offsets[rows] - 1, stride)
+        return rows, ends, owned
+
     def chunk_ends(self, size: int, min_items: int = 2) -> tuple[np.ndarray, np.ndarray]:
         """(row, end offset) of windows that tile every row from its end in steps of `size` items.
 
