@@ -77,3 +77,16 @@ def test_last_only_and_select_together_is_an_error() -> None:
     seq, select = _batch()
     with pytest.raises(ValueError, match="not both"):
         model.encoder(seq, last_only=True, select=select)
+
+
+def test_training_selects_below_85_percent_in_float32_and_half_under_autocast() -> None:
+    from recsys.tasks.retrieval import selecting_pays
+
+    def mask(share: float) -> torch.Tensor:
+        m = torch.zeros(10, 10, dtype=torch.bool)
+        m.view(-1)[: int(share * 100)] = True
+        return m
+
+    assert selecting_pays(mask(0.2)) and selecting_pays(mask(0.8)) and not selecting_pays(mask(0.9))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert selecting_pays(mask(0.5)) and not selecting_pays(mask(0.6))
