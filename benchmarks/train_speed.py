@@ -436,7 +436,9 @@ def render(report: dict[str, Any]) -> str:
         "a full 50-step forward each); recsys tiles each training sequence into 50-item windows "
         "(`train_windows: all`) and predicts at every position (SASRec) or every masked position (BERT4Rec): "
         "each item is a target once per epoch, no prefix augmentation. A batch of 128 is 128 prefixes in "
-        "RecBole and 128 windows in recsys.",
+        "RecBole and 128 windows in recsys. Rows labelled `stride N` start a SASRec window every N items "
+        "(`data.train_stride`): windows overlap and each trains only the targets no later window covers, so each "
+        "item is still a target once per epoch, with at least 50 - N items of history.",
         "Layouts: recsys SASRec pre-LN (its default) vs RecBole post-LN; both BERT4Recs post-LN with a "
         "projection head (RecBole adds an output bias).",
         "",
