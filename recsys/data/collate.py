@@ -75,13 +75,13 @@ class TrainWindows:
         self.owned: np.ndarray | None = None  # targets each window trains on, counted from its end; None: all
         if stride is not None and mode != "all":
             raise ValueError(f"a window stride applies to train_windows='all', not '{mode}'")
-        if stride is not None:
-            self.rows, self.ends, self.owned = sequences.strided_ends(max_len, stride)
+        if mode == "all":
+            self.rows, self.ends, owned = sequences.strided_ends(max_len, stride or max_len)
+            if stride is not None and stride < max_len:  # tiles own every target of theirs: nothing to mask
+                self.owned = owned
         elif mode == "last":
             self.rows = np.flatnonzero(sequences.lengths >= 2)
             self.ends = sequences.offsets[self.rows + 1]
-        elif mode == "all":
-            self.rows, self.ends = sequences.chunk_ends(max_len)
         elif mode == "every":
             counts = np.maximum(sequences.lengths - 1, 0)
             self.rows = np.repeat(np.arange(len(sequences)), counts)

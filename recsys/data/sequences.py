@@ -79,12 +79,13 @@ class Sequences:
 
     def strided_ends(self, size: int, stride: int, min_items: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, end offset, owned targets) of windows of `size + 1` items ending every `stride` items from
-        each row's end, the earliest reaching the row's start.
+        each row's end, the earliest reaching the row's start; rows shorter than `min_items` get none.
 
-        With stride < size the windows overlap, and each owns only the targets no later window covers: its
-        last `stride` (the earliest window: all of its own). Every item after a row's first is owned exactly
-        once, and every owned target past the first `size - stride` of a row has at least `size - stride`
-        items of history in its window. stride == size is `chunk_ends`.
+        With stride == size the windows tile each row, overlapping by one item, so with the causal objective
+        every item after a row's first is a target exactly once. With stride < size they overlap more, and
+        each owns only the targets no later window covers: its last `stride` (the earliest window: all of its
+        own). Every item after a row's first is still owned exactly once, and every owned target past the first
+        `size - stride` of a row has at least `size - stride` items of history in its window.
         """
         if not 1 <= stride <= size:
             raise ValueError(f"stride={stride}: expected 1 <= stride <= {size} (the window length)")
@@ -97,16 +98,3 @@ class Sequences:
         owned = np.where(earliest, ends - self.offsets[rows] - 1, stride)
         return rows, ends, owned
 
-    def chunk_ends(self, size: int, min_items: int = 2) -> tuple[np.ndarray, np.ndarray]:
-        """(row, end offset) of windows that tile every row from its end in steps of `size` items.
-
-        Windows of `size + 1` items ending there overlap by one item, so with the causal objective every
-        item after a row's first is a target exactly once; chunks shorter than `min_items` are dropped.
-        """
-        lengths = self.lengths
-        counts = np.where(lengths >= min_items, -(-(lengths - 1) // size), 0)
-        rows = np.repeat(np.arange(len(self)), counts)
-        step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        ends = self.offsets[rows + 1] - step * size
-        keep = ends - self.offsets[rows] >= min_items
-        return rows[keep], ends[keep]
