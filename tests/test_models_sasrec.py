@@ -108,11 +108,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_tiny_sasrec_learns_the_successor_rule(one_thread):
+@pytest.mark.parametrize("tie_output", [True, False])
+def test_tiny_sasrec_learns_the_successor_rule(one_thread, tie_output):
     """Item i is always followed by i + 1 (wrapping round): a model that trains must get this right."""
     torch.manual_seed(0)
     n_items, max_len = 20, 8
-    m = SASRec(n_items, hidden_size=32, n_layers=1, n_heads=2, max_len=max_len, dropout=0.0)
+    m = SASRec(n_items, hidden_size=32, n_layers=1, n_heads=2, max_len=max_len, dropout=0.0, tie_output=tie_output)
     loss_fn = FullSoftmaxCE()
     optimizer = torch.optim.Adam(m.parameters(), lr=5e-3)
 
@@ -140,6 +141,20 @@ def test_tiny_sasrec_learns_the_successor_rule(one_thread):
     scores[:, 0] = float("-inf")
     accuracy = (scores.argmax(1) == targets[:, -1]).float().mean().item()
     assert accuracy > 0.95, f"loss {loss.item():.3f}, accuracy {accuracy:.2f}"
+
+
+def test_untied_output_scores_against_its_own_table():
+    tied, untied = model(), model(tie_output=False)
+    assert tied.item_embeddings() is tied.encoder.items.weight
+    assert untied.item_embeddings() is untied.output_items.weight
+    assert untied.item_embeddings().shape == (N_ITEMS + 1, 16) and (untied.item_embeddings()[0] == 0).all()
+    seq = torch.tensor([[0, 0, 3, 5, 7], [1, 2, 3, 4, 5]])
+    hidden = untied.train()(seq)[seq > 0]
+    FullSoftmaxCE()(hidden, torch.randint(1, N_ITEMS + 1, (hidden.shape[0],)), untied.item_embeddings()).backward()
+    assert (untied.output_items.weight.grad[1:] != 0).all(dim=1).all()  # every item is scored, so every row learns
+    input_grad = untied.encoder.items.weight.grad.abs().sum(dim=1)
+    assert (input_grad[[1, 2, 3, 4, 5, 7]] > 0).all() and (input_grad[[6, 8, 9, 30]] == 0).all()  # inputs only
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == (N_ITEMS + 1) * 16
 
 
 def test_item_dropout_applies_to_the_training_table_only():

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recsys.models.blocks import Activation, Dropout, Init, SequenceEncoder
+from recsys.models.blocks import Activation, Dropout, Init, SequenceEncoder, init_weights, xavier_init
 
 
 class SASRec(nn.Module):
     """Self-attentive sequential recommendation (Kang & McAuley, 2018).
 
-    Scores are dot products with the item embedding table itself (input and output tied, no bias), so the
-    user vector and the item table go straight into one faiss index. Positions are counted from the most
+    Scores are dot products with the item embedding table itself (input and output tied by default, no bias),
+    so the user vector and the item table go straight into one faiss index. Positions are counted from the most
     recent item, which makes outputs independent of left padding.
 
     Args:
@@ -37,6 +37,11 @@ class SASRec(nn.Module):
         reference_block: the pre-LN block of the SASRec authors' code (queries normalised, keys and values
             raw, residuals added to the normalised input; see blocks.TransformerLayer); needs pre_norm. With
             ffn_size=hidden_size and activation relu it is their block as published.
+        tie_output: score against the input item table (True, the paper's choice) or against a second table of
+            the same shape, learned only as the output (False). Tied, the item just consumed tends to score
+            highest (its own embedding reaches the output through the residual stream): the d=64 Beauty model
+            `ce-d64-packed-ls02` of benchmarks/results/quality.md ranks each test user's last item first for
+            71% of users, although no Beauty target repeats an item of its history.
     """
 
     objective = "causal"
@@ -59,6 +64,7 @@ class SASRec(nn.Module):
         scale_item_embeddings: bool = False,
         init: Init = "normal",
         reference_block: bool = False,
+        tie_output: bool = True,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -80,6 +86,10 @@ class SASRec(nn.Module):
             reference_block=reference_block,
         )
         self.item_dropout = Dropout(item_dropout)
+        self.output_items: nn.Embedding | None = None
+        if not tie_output:
+            self.output_items = nn.Embedding(n_items + 1, hidden_size, padding_idx=0)
+            (xavier_init if init == "xavier" else init_weights)(self.output_items)
 
     def forward(
         self,
@@ -102,4 +112,5 @@ class SASRec(nn.Module):
 
         In training mode with item_dropout > 0 the table comes back with dropout applied.
         """
-        return self.item_dropout(self.encoder.items.weight)
+        table = self.encoder.items if self.output_items is None else self.output_items
+        return self.item_dropout(table.weight)
