@@ -1,0 +1,68 @@
+"""How much of a retrieval model's top-K is spent on items the user already has.
+
+With seen items kept (the published protocol), every history item a model ranks in its top K pushes a possible
+hit down. On the S3-Rec Amazon sets no test target repeats a history item, so those slots are always wasted.
+This prints, for a checkpoint's test users: the history items per top-K list, the share of users whose first
+recommendation is the item they consumed last, and the share with at least one history item in the list.
+
+    python benchmarks/seen_in_topk.py CHECKPOINT --data prepared/amazon-beauty [--k 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recsys.data import SequenceDataModule
+from recsys.eval.seen import SeenItems
+from recsys.scoring.checkpoint import load_model
+
+
+def seen_in_topk(checkpoint: Path, data_path: Path, k: int, max_len: int, threads: int) -> dict[str, float]:
+    torch.set_num_threads(threads)
+    data = SequenceDataModule(str(data_path), max_len=max_len, batch_size=128, eval_batch_size=1024)
+    data.setup("test")
+    model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
+    split = data.eval_split("test")
+    table = model.item_embeddings().detach()
+    seen_per_list, last_first, any_seen = [], [], []
+    with torch.inference_mode():
+        for batch in data.test_dataloader():
+            scores = model.encode(batch) @ table.T
+            scores[:, 0] = float("-inf")  # padding row
+            top = scores.topk(k, dim=1).indices.numpy()
+            rows = batch["row"].numpy()
+            seen = SeenItems.of_rows(split.history, rows).mask(top)
+            last = split.history.items[split.history.offsets[rows + 1] - 1]
+            seen_per_list.append(seen.sum(axis=1))
+            any_seen.append(seen.any(axis=1))
+            last_first.append(top[:, 0] == last)
+    return {
+        "users": float(sum(len(s) for s in seen_per_list)),
+        f"history items per top-{k}": float(np.concatenate(seen_per_list).mean()),
+        "top-1 is the last item": float(np.concatenate(last_first).mean()),
+        f"any history item in top-{k}": float(np.concatenate(any_seen).mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, help="a retrieval model's `recsys fit` checkpoint (e.g. best-*.ckpt)")
+    parser.add_argument("--data", type=Path, required=True, help="the prepared dataset it was trained on")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--max-len", type=int, default=50, help="history window, as in training")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if not args.checkpoint.is_file():
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint")
+    result = seen_in_topk(args.checkpoint, args.data, args.k, args.max_len, args.threads)
+    print(f"{args.checkpoint} on {args.data} (test users, seen items kept):")
+    for name, value in result.items():
+        print(f"  {name}: {value:,.0f}" if name == "users" else f"  {name}: {value:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""benchmarks/seen_in_topk.py against the same counts taken one user at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from test_scoring_models import write_checkpoint
+
+from recsys.data import SequenceDataModule
+from recsys.models import SASRec
+
+
+def test_seen_in_topk_matches_a_per_user_count(benchmark_script, prepared_synthetic: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
+    model = SASRec(**args).eval()
+    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", model, "recsys.models.SASRec", args)
+
+    result = benchmark_script("seen_in_topk").seen_in_topk(checkpoint, prepared_synthetic, k=5, max_len=20, threads=1)
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20)
+    data.setup("test")
+    split = data.eval_split("test")
+    table = model.item_embeddings().detach()
+    seen = last = any_seen = 0
+    for row in range(len(split)):
+        history = split.history.row(row)
+        with torch.inference_mode():
+            scores = model.encode({"item_seq": torch.as_tensor(history[-20:])[None]})[0] @ table.T
+            scores[0] = float("-inf")
+        top = scores.topk(5).indices.tolist()
+        in_history = [item in set(history.tolist()) for item in top]
+        seen += sum(in_history)
+        any_seen += any(in_history)
+        last += top[0] == history[-1]
+    users = len(split)
+    assert result["users"] == users
+    assert abs(result["history items per top-5"] - seen / users) < 1e-9
+    assert abs(result["top-1 is the last item"] - last / users) < 1e-9
+    assert abs(result["any history item in top-5"] - any_seen / users) < 1e-9
+    assert last > 0  # an untrained tied model already puts the item just consumed first for some users
