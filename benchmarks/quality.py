@@ -314,6 +314,14 @@ NOTES = [
     ".0558 / .0331 (best 50, stopped at 66), `-seed2` .0563 / .0334 (best 56, stopped at 63). Mean Recall@10 .0569, "
     "level with the best published .0569, one seed of three above it; NDCG@10 above .0314 in all three. It is "
     "configs/sasrec/amazon-sports-seen-excluded.yaml.",
+    "`ce-d64-packed-untied` (2026-12-01, AVX2-only EPYC, 2 threads, nothing else running) is `ce-d64-packed` scoring "
+    "against a second, output-only item table (`--extra \"--model.init_args.model.init_args.hidden_size 64 "
+    "--model.init_args.model.init_args.tie_output false\"`). Tied, the Beauty models spend the first slot on the item "
+    "just consumed: `python benchmarks/seen_in_topk.py <best checkpoint> --data prepared/amazon-beauty` gives, for "
+    "`ce-d64-packed-ls02`, 1.351 history items per top-10, the last item first for 0.708 of test users and some "
+    "history item in the top 10 for 0.949. Untied that falls to 0.293, 0.001 and 0.194, and validation NDCG@10 peaks "
+    "higher (.0582 at epoch 20 of 41, 691 s), but the test row moves from .0870 / .0430 to .0741 / .0471: NDCG@10 up, "
+    "Recall@10 down, so untying is an option (`tie_output`), not the default, and neither reaches .0921 / .0531.",
 ]
 
 
