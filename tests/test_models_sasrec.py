@@ -157,6 +157,20 @@ def test_untied_output_scores_against_its_own_table():
     assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in tied.parameters()) == (N_ITEMS + 1) * 16
 
 
+def test_subtract_input_item_lowers_each_position_by_its_own_item():
+    plain, offset = model(), model(subtract_input_item=True)
+    seq = torch.tensor([[0, 0, 3, 5, 7], [1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        torch.testing.assert_close(offset(seq), plain(seq))  # a starts at 0: the plain model
+        offset.input_item_weight.fill_(0.7)
+        expected = plain(seq) - 0.7 * plain.encoder.items(seq)
+        torch.testing.assert_close(offset(seq), expected)
+        torch.testing.assert_close(offset.encode({"item_seq": seq}), expected[:, -1])
+        torch.testing.assert_close(offset(seq, select=seq > 0), expected[seq > 0])
+    offset.train()(seq)[seq > 0].sum().backward()
+    assert offset.input_item_weight.grad is not None and offset.input_item_weight.grad != 0
+
+
 def test_item_dropout_applies_to_the_training_table_only():
     sasrec = SASRec(n_items=500, hidden_size=32, n_layers=1, n_heads=1, max_len=10, item_dropout=0.5)
     plain = sasrec.encoder.items.weight

@@ -42,6 +42,9 @@ class SASRec(nn.Module):
             highest (its own embedding reaches the output through the residual stream): the d=64 Beauty model
             `ce-d64-packed-ls02` of benchmarks/results/quality.md ranks each test user's last item first for
             71% of users, although no Beauty target repeats an item of its history.
+        subtract_input_item: learn a scalar a (starting at 0) and output h_t - a * e(item_t) at each position
+            t, item_t being the item read there: the user vector is still one vector scored by dot products,
+            and one parameter lets the model lower the item just consumed without untying the tables.
     """
 
     objective = "causal"
@@ -65,6 +68,7 @@ class SASRec(nn.Module):
         init: Init = "normal",
         reference_block: bool = False,
         tie_output: bool = True,
+        subtract_input_item: bool = False,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -90,6 +94,7 @@ class SASRec(nn.Module):
         if not tie_output:
             self.output_items = nn.Embedding(n_items + 1, hidden_size, padding_idx=0)
             (xavier_init if init == "xavier" else init_weights)(self.output_items)
+        self.input_item_weight = nn.Parameter(torch.zeros(())) if subtract_input_item else None
 
     def forward(
         self,
@@ -101,11 +106,19 @@ class SASRec(nn.Module):
         """[B, L] left-padded items -> [B, L, d]; position t only sees items up to t and predicts targets[:, t].
         Packed batches add `segments` and `positions`; `select` [B, L] bool returns only those positions,
         [P, d], computing less (see SequenceEncoder.forward)."""
-        return self.encoder(item_seq, segments, positions, select=select)
+        hidden = self.encoder(item_seq, segments, positions, select=select)
+        if self.input_item_weight is None:
+            return hidden
+        read = item_seq if select is None else item_seq[select]
+        return hidden - self.input_item_weight * self.encoder.items(read)
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""
-        return self.encoder(batch["item_seq"][:, -self.max_len :], last_only=True)[:, -1]
+        item_seq = batch["item_seq"][:, -self.max_len :]
+        hidden = self.encoder(item_seq, last_only=True)[:, -1]
+        if self.input_item_weight is None:
+            return hidden
+        return hidden - self.input_item_weight * self.encoder.items(item_seq[:, -1])
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero.
