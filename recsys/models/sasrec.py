@@ -44,7 +44,8 @@ class SASRec(nn.Module):
             71% of users, although no Beauty target repeats an item of its history.
         subtract_input_item: learn a scalar a (starting at 0) and output h_t - a * e(item_t) at each position
             t, item_t being the item read there: the user vector is still one vector scored by dot products,
-            and one parameter lets the model lower the item just consumed without untying the tables.
+            and one parameter lets the model lower the item just consumed without untying the tables. On
+            Beauty (d=64) training drove a to -4.65 instead, adding the item just read: the next item sits near it.
     """
 
     objective = "causal"
