@@ -171,6 +171,21 @@ def test_subtract_input_item_lowers_each_position_by_its_own_item():
     assert offset.input_item_weight.grad is not None and offset.input_item_weight.grad != 0
 
 
+def test_negated_dims_flip_the_scored_table_only():
+    m = model(negated_dims=4)
+    table, weight = m.item_embeddings(), m.encoder.items.weight
+    torch.testing.assert_close(table[:, :12], weight[:, :12])
+    torch.testing.assert_close(table[:, 12:], -weight[:, 12:])
+    seq = torch.tensor([[0, 3, 5, 7]])
+    torch.testing.assert_close(m(seq), model()(seq))  # the input side is unchanged
+    self_score = (weight[7, :12] ** 2).sum() - (weight[7, 12:] ** 2).sum()
+    torch.testing.assert_close(weight[7] @ table[7], self_score)
+    with pytest.raises(ValueError, match="negated_dims"):
+        SASRec(N_ITEMS, hidden_size=16, negated_dims=17)
+    with pytest.raises(ValueError, match="tie_output"):
+        SASRec(N_ITEMS, hidden_size=16, negated_dims=4, tie_output=False)
+
+
 def test_item_dropout_applies_to_the_training_table_only():
     sasrec = SASRec(n_items=500, hidden_size=32, n_layers=1, n_heads=1, max_len=10, item_dropout=0.5)
     plain = sasrec.encoder.items.weight

@@ -46,6 +46,10 @@ class SASRec(nn.Module):
             t, item_t being the item read there: the user vector is still one vector scored by dot products,
             and one parameter lets the model lower the item just consumed without untying the tables. On
             Beauty (d=64) training drove a to -4.65 instead, adding the item just read: the next item sits near it.
+        negated_dims: score against the item table with its last `negated_dims` columns negated (0: the table as
+            is). The tables stay tied, but an item's own vector then scores ||u||^2 - ||v||^2 against itself
+            (u, v its leading and negated parts) while neighbours still meet in u, so the model has room to keep
+            the item just read from outranking the items that follow it. Needs tie_output.
     """
 
     objective = "causal"
@@ -70,6 +74,7 @@ class SASRec(nn.Module):
         reference_block: bool = False,
         tie_output: bool = True,
         subtract_input_item: bool = False,
+        negated_dims: int = 0,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -96,6 +101,13 @@ class SASRec(nn.Module):
             self.output_items = nn.Embedding(n_items + 1, hidden_size, padding_idx=0)
             (xavier_init if init == "xavier" else init_weights)(self.output_items)
         self.input_item_weight = nn.Parameter(torch.zeros(())) if subtract_input_item else None
+        if not 0 <= negated_dims <= hidden_size:
+            raise ValueError(f"negated_dims={negated_dims}: expected 0..hidden_size ({hidden_size})")
+        if negated_dims and not tie_output:
+            raise ValueError("negated_dims applies to the tied table: leave tie_output true")
+        signs = torch.ones(hidden_size)
+        signs[hidden_size - negated_dims :] = -1.0
+        self.register_buffer("output_signs", signs if negated_dims else None, persistent=bool(negated_dims))
 
     def forward(
         self,
@@ -126,5 +138,7 @@ class SASRec(nn.Module):
 
         In training mode with item_dropout > 0 the table comes back with dropout applied.
         """
-        table = self.encoder.items if self.output_items is None else self.output_items
-        return self.item_dropout(table.weight)
+        table = (self.encoder.items if self.output_items is None else self.output_items).weight
+        if self.output_signs is not None:
+            table = table * self.output_signs
+        return self.item_dropout(table)
