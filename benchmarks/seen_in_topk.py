@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from recsys.data import SequenceDataModule
+from recsys.eval.ranker import ItemRanker
 from recsys.eval.seen import SeenItems
 from recsys.scoring.checkpoint import load_model
 
@@ -27,13 +28,11 @@ def seen_in_topk(checkpoint: Path, data_path: Path, k: int, max_len: int, thread
     data.setup("test")
     model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
     split = data.eval_split("test")
-    table = model.item_embeddings().detach()
+    ranker = ItemRanker(model.item_embeddings().detach(), threads=threads)  # the evaluator's exact faiss search
     seen_per_list, last_first, any_seen = [], [], []
     with torch.inference_mode():
         for batch in data.test_dataloader():
-            scores = model.encode(batch) @ table.T
-            scores[:, 0] = float("-inf")  # padding row
-            top = scores.topk(k, dim=1).indices.numpy()
+            top = ranker.search(model.encode(batch), k)[0].numpy()
             rows = batch["row"].numpy()
             seen = SeenItems.of_rows(split.history, rows).mask(top)
             last = split.history.items[split.history.offsets[rows + 1] - 1]
@@ -41,7 +40,7 @@ def seen_in_topk(checkpoint: Path, data_path: Path, k: int, max_len: int, thread
             any_seen.append(seen.any(axis=1))
             last_first.append(top[:, 0] == last)
     return {
-        "users": float(sum(len(s) for s in seen_per_list)),
+        "users": float(len(split)),
         f"history items per top-{k}": float(np.concatenate(seen_per_list).mean()),
         "top-1 is the last item": float(np.concatenate(last_first).mean()),
         f"any history item in top-{k}": float(np.concatenate(any_seen).mean()),

@@ -39,7 +39,7 @@ class SASRec(nn.Module):
             ffn_size=hidden_size and activation relu it is their block as published.
         tie_output: score against the input item table (True, the paper's choice) or against a second table of
             the same shape, learned only as the output (False). Tied, the item just consumed tends to score
-            highest (its own embedding reaches the output through the residual stream): the d=64 Beauty model
+            highest, since the next item sits near it in the shared space: the d=64 Beauty model
             `ce-d64-packed-ls02` of benchmarks/results/quality.md ranks each test user's last item first for
             71% of users, although no Beauty target repeats an item of its history.
         subtract_input_item: learn a scalar a (starting at 0) and output h_t - a * e(item_t) at each position
@@ -105,9 +105,10 @@ class SASRec(nn.Module):
             raise ValueError(f"negated_dims={negated_dims}: expected 0..hidden_size ({hidden_size})")
         if negated_dims and not tie_output:
             raise ValueError("negated_dims applies to the tied table: leave tie_output true")
-        signs = torch.ones(hidden_size)
-        signs[hidden_size - negated_dims :] = -1.0
-        self.register_buffer("output_signs", signs if negated_dims else None, persistent=bool(negated_dims))
+        self.register_buffer("output_signs", None)
+        if negated_dims:
+            self.output_signs = torch.ones(hidden_size)
+            self.output_signs[hidden_size - negated_dims :] = -1.0
 
     def forward(
         self,
@@ -120,18 +121,19 @@ class SASRec(nn.Module):
         Packed batches add `segments` and `positions`; `select` [B, L] bool returns only those positions,
         [P, d], computing less (see SequenceEncoder.forward)."""
         hidden = self.encoder(item_seq, segments, positions, select=select)
-        if self.input_item_weight is None:
-            return hidden
-        read = item_seq if select is None else item_seq[select]
-        return hidden - self.input_item_weight * self.encoder.items(read)
+        return self._offset_by_input(hidden, item_seq if select is None else item_seq[select])
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, d] user vectors: the output at the most recent item (longer histories are cut to max_len)."""
         item_seq = batch["item_seq"][:, -self.max_len :]
-        hidden = self.encoder(item_seq, last_only=True)[:, -1]
+        return self._offset_by_input(self.encoder(item_seq, last_only=True)[:, -1], item_seq[:, -1])
+
+    def _offset_by_input(self, hidden: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+        """`hidden` [..., d] minus a times the embeddings of the items `read` [...] at those positions
+        (subtract_input_item); unchanged without it."""
         if self.input_item_weight is None:
             return hidden
-        return hidden - self.input_item_weight * self.encoder.items(item_seq[:, -1])
+        return hidden - self.input_item_weight * self.encoder.items(read)
 
     def item_embeddings(self) -> torch.Tensor:
         """[n_items + 1, d] the table scores are dot products against; row 0 (padding) is zero.
