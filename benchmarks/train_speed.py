@@ -215,8 +215,11 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     # BERT4Rec is post-LN in both frameworks; SASRec's layout is a flag (RecBole's own SASRec is post-LN;
     # "reference" is the pre-LN block and Xavier init of the SASRec authors' code).
     layout = {"pre-ln": {}, "post-ln": {"pre_norm": False}, "reference": {"reference_block": True, "init": "xavier"}}
-    model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, **layout[args.layout], **shape)
-    task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10)
+    sasrec_only = {"negated_dims": args.negated_dims} if args.negated_dims else {}
+    model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, **layout[args.layout], **shape,
+                                                                 **sasrec_only)
+    task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10,
+                         train_seen_margin=args.seen_margin)
     return data, task
 
 
@@ -283,9 +286,13 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
                 trainer.should_stop = True
 
     clock = Clock()
+    callbacks: list[pl.Callback] = [clock]
+    if args.ema:
+        # Validation (and so the time to the target) sees the averaged weights; the EMA update is timed as training.
+        callbacks.append(pl.callbacks.EMAWeightAveraging(decay=args.ema))
     trainer = pl.Trainer(
         max_epochs=args.max_epochs, accelerator=args.accelerator, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
         default_root_dir=str(WORK), precision=args.precision,
     )
     setup_s = time.perf_counter() - started
@@ -310,7 +317,8 @@ def worker_recsys(args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_epoch": -(-epochs[0]["windows"] // args.batch_size), "source": source,
         "sampler": args.sampler, "batch_size": args.batch_size, "lr": args.lr, "label": args.label,
         "precision": args.precision, "packed": args.packed == "true", "stride": args.stride or None,
-        "allocator_tuned": args.allocator_tuned,
+        "allocator_tuned": args.allocator_tuned, "ema": args.ema or None,
+        "negated_dims": args.negated_dims or None, "seen_margin": args.seen_margin or None,
         "accelerator": args.accelerator, "device_name": _device_name(args.accelerator),
     }
 
@@ -387,9 +395,11 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 
 def recsys_flags(args: argparse.Namespace) -> list[str]:
-    """recsys workers also take a precision (RecBole always trains in fp32), packing and SASRec's layout."""
+    """recsys workers also take a precision (RecBole always trains in fp32), packing, SASRec's layout and windows,
+    and weight averaging."""
     return [*common_flags(args), "--precision", args.precision, "--packed", args.packed, "--layout", args.layout,
-            "--stride", str(args.stride)]
+            "--stride", str(args.stride), "--ema", str(args.ema), "--negated-dims", str(args.negated_dims),
+            "--seen-margin", str(args.seen_margin)]
 
 
 def parse_epochs(text: str, datasets: list[str]) -> dict[str, int]:
@@ -577,10 +587,14 @@ def drive(args: argparse.Namespace) -> None:
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
     variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
     unknown = {key for overrides in variants for key in overrides} - {
-        "batch_size", "lr", "precision", "packed", "layout", "stride"}
+        "batch_size", "lr", "precision", "packed", "layout", "stride", "ema", "negated_dims", "seen_margin"}
     if unknown:
-        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed, layout "
-                         "and stride can differ")
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed, layout, "
+                         "stride, ema, negated_dims and seen_margin can differ")
+    for option in ("negated_dims", "seen_margin"):
+        if "bert4rec" in models and (getattr(args, option) or any(option in tuned for tuned in variants)):
+            raise SystemExit(f"--{option.replace('_', '-')} / --tuned {option}=... is for SASRec (causal) only: "
+                             "run --models sasrec with it")
     if "bert4rec" in models and (args.stride or any("stride" in overrides for overrides in variants)):
         raise SystemExit("--stride / --tuned stride=... overlap SASRec's causal windows: run --models sasrec with them")
     layouts = {overrides["layout"] for overrides in variants if "layout" in overrides} | {args.layout}
@@ -746,6 +760,18 @@ def main() -> None:
                              "overlapping windows, each target still trained once per epoch, with at least "
                              "max_len - STRIDE items of history); 0 tiles windows end to end; --tuned stride=25 "
                              "adds a row")
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="recsys validates an exponential moving average of the weights with this decay per step "
+                             "(Lightning's EMAWeightAveraging); 0 validates the trained weights; --tuned ema=0.99 "
+                             "adds a row")
+    parser.add_argument("--negated-dims", type=int, default=0,
+                        help="recsys SASRec scores items against its tied table with the last N columns negated "
+                             "(recsys.models.SASRec negated_dims), so the item just read need not score high; "
+                             "--tuned negated_dims=32 adds a row")
+    parser.add_argument("--seen-margin", type=float, default=0.0,
+                        help="recsys SASRec scores the items earlier in each training window this much higher in "
+                             "the training softmax (RetrievalTask train_seen_margin), so they end that far lower; "
+                             "--tuned seen_margin=2 adds a row")
     parser.add_argument("--own-machine", action="store_true",
                         help="the processor is not the one ../shared/BENCHMARKS.md timed: measure the fp32 matmul peak "
                              "here and judge the goal against RecBole's time measured in this run only (run it quiet)")

@@ -56,19 +56,25 @@ class FullSoftmaxCE(RetrievalLoss):
         targets: torch.Tensor,
         item_table: torch.Tensor,
         exclude: torch.Tensor | None = None,
+        exclude_offset: float = float("-inf"),
     ) -> torch.Tensor:
-        """`exclude` LongTensor [P, S] (optional): items that get no probability mass in row p's softmax
-        (0 = no item); a row's own target is never excluded, so repeated items still train."""
+        """`exclude` LongTensor [P, S] (optional): items whose logits in row p get `exclude_offset` added
+        (0 = no item); a row's own target is never among them, so repeated items still train. The default
+        offset, -inf, gives them no probability mass; a finite positive one keeps them as negatives scored
+        that much higher than they are, so training pushes them that much further down."""
         if exclude is None and _chunked_path(hidden, item_table):
             return ChunkedSoftmaxCE.apply(hidden, item_table[1:], targets - 1, self.label_smoothing)
         # Dropping the padding row is the same as giving it a -inf logit, and saves a column.
         logits = hidden @ item_table[1:].T
         allowed = None
         if exclude is not None:
-            drop = torch.zeros(logits.shape[0], logits.shape[1] + 1, dtype=torch.bool, device=logits.device)
-            drop.scatter_(1, exclude.masked_fill(exclude == targets[:, None], 0), True)
-            allowed = ~drop[:, 1:]
-            logits = logits.masked_fill(~allowed, float("-inf"))
+            marked = torch.zeros(logits.shape[0], logits.shape[1] + 1, dtype=torch.bool, device=logits.device)
+            marked.scatter_(1, exclude.masked_fill(exclude == targets[:, None], 0), True)
+            if math.isinf(exclude_offset) and exclude_offset < 0:
+                allowed = ~marked[:, 1:]
+                logits = logits.masked_fill(~allowed, float("-inf"))
+            else:
+                logits = logits + exclude_offset * marked[:, 1:]
         eps = self.label_smoothing
         if allowed is None or eps == 0.0:
             return F.cross_entropy(logits, targets - 1, label_smoothing=eps)

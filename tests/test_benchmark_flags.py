@@ -16,13 +16,15 @@ def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
     train_speed = benchmark_script("train_speed")
     args = argparse.Namespace(threads=1, seed=42, max_len=50, hidden_size=64, n_layers=2, n_heads=2, dropout=0.2,
                               attn_dropout=0.2, mask_ratio=0.2, batch_size=128, lr=1e-3, precision="bf16-mixed",
-                              packed="true", layout="post-ln", stride=25)  # fmt: skip
+                              packed="true", layout="post-ln", stride=25, ema=0.99, negated_dims=32,
+                              seen_margin=2.0)  # fmt: skip
     runner_options = set(re.findall(r'add_argument\("(--[a-z-]+)"', (BENCH / "recbole_train_runner.py").read_text()))
     given = {flag for flag in train_speed.common_flags(args) if flag.startswith("--")}
     assert given <= runner_options, given - runner_options
     recsys = train_speed.recsys_flags(args)
     assert recsys[recsys.index("--precision") + 1] == "bf16-mixed" and recsys[recsys.index("--packed") + 1] == "true"
     assert recsys[recsys.index("--layout") + 1] == "post-ln" and recsys[recsys.index("--stride") + 1] == "25"
+    assert [recsys[recsys.index(flag) + 1] for flag in ("--ema", "--negated-dims", "--seen-margin")] == ["0.99", "32", "2.0"]
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,8 @@ def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
         (["--layout", "reference"], "change SASRec only"),
         (["--tuned", "stride=25"], "--stride"),
         (["--stride", "25"], "--stride"),
+        (["--tuned", "negated_dims=32"], "SASRec (causal) only"),
+        (["--seen-margin", "2"], "SASRec (causal) only"),
     ],
 )
 def test_sasrec_only_flags_are_refused_for_bert4rec_before_any_run(flags: list[str], message: str) -> None:

@@ -261,6 +261,22 @@ def test_full_softmax_ce_excluded_items_leave_the_softmax_but_never_the_target(t
     assert got.item() < FullSoftmaxCE()(hidden, targets, table).item()  # fewer competitors, lower loss
 
 
+def test_full_softmax_ce_offset_raises_the_marked_items_but_never_the_target(toy) -> None:
+    hidden, targets, table = toy
+    margin = 1.5
+    expected = 0.0
+    for p in range(P):
+        marked = {int(i) for i in EXCLUDE[p] if int(i) not in (0, int(targets[p]))}  # duplicates count once
+        scores = {i: dot(hidden, table, p, i) + (margin if i in marked else 0.0) for i in range(1, N_ITEMS + 1)}
+        expected += -(scores[int(targets[p])] - math.log(sum(math.exp(s) for s in scores.values())))
+    expected /= P
+    got = FullSoftmaxCE()(hidden, targets, table, exclude=EXCLUDE, exclude_offset=margin)
+    assert got.item() == pytest.approx(expected, rel=1e-9)
+    assert got.item() > FullSoftmaxCE()(hidden, targets, table).item()  # stronger competitors, higher loss
+    zero = FullSoftmaxCE()(hidden, targets, table, exclude=EXCLUDE, exclude_offset=0.0)
+    assert zero.item() == pytest.approx(FullSoftmaxCE()(hidden, targets, table).item(), rel=1e-9)
+
+
 def test_full_softmax_label_smoothing_without_exclusion_follows_the_formula(toy) -> None:
     hidden, targets, table = toy
     eps = 0.1

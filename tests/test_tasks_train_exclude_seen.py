@@ -1,5 +1,6 @@
 """`train_exclude_seen`: each training position's softmax leaves out the items it has already seen in its
-window, packed or not, and the task refuses the losses and models it cannot apply to."""
+window, packed or not; `train_seen_margin` keeps them, scored higher; the task refuses the losses and models
+neither applies to."""
 
 from __future__ import annotations
 
@@ -62,8 +63,35 @@ def test_training_step_excludes_seen_items_from_the_loss(prepared_synthetic: Pat
         assert excluding.training_step(batch, 0).item() < plain.training_step(batch, 0).item()
 
 
-def test_refuses_sampled_losses_and_bidirectional_models() -> None:
+def test_training_step_scores_seen_items_higher_by_the_margin(prepared_synthetic: Path) -> None:
+    from recsys.data import SequenceDataModule
+
+    torch.manual_seed(0)
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=64, packed=True, seed=3)
+    batch = next(iter(data.train_dataloader()))
+    model = SASRec(n_items=300, hidden_size=16, max_len=20).eval()
+    plain, margin = RetrievalTask(model), RetrievalTask(model, train_seen_margin=2.0)
+    for task in (plain, margin):
+        task.log = lambda *args, **kwargs: None
+    with torch.no_grad():
+        hidden = model(batch["item_seq"], batch["segments"], batch["positions"])
+        mask = batch["targets"] > 0
+        by_hand = FullSoftmaxCE()(hidden[mask], batch["targets"][mask], model.item_embeddings(),
+                                  exclude=earlier_items(batch["item_seq"], batch["segments"])[mask], exclude_offset=2.0)
+        assert margin.training_step(batch, 0).item() == pytest.approx(by_hand.item(), rel=1e-6)
+        assert margin.training_step(batch, 0).item() > plain.training_step(batch, 0).item()
+
+
+@pytest.mark.parametrize("option", [{"train_exclude_seen": True}, {"train_seen_margin": 1.0}])
+def test_refuses_sampled_losses_and_bidirectional_models(option: dict) -> None:
     with pytest.raises(ValueError, match="FullSoftmaxCE"):
-        RetrievalTask(SASRec(n_items=10, hidden_size=8, max_len=5), loss=SampledSoftmax(4), train_exclude_seen=True)
+        RetrievalTask(SASRec(n_items=10, hidden_size=8, max_len=5), loss=SampledSoftmax(4), **option)
     with pytest.raises(ValueError, match="causal"):
-        RetrievalTask(BERT4Rec(n_items=10, hidden_size=8, max_len=5), train_exclude_seen=True)
+        RetrievalTask(BERT4Rec(n_items=10, hidden_size=8, max_len=5), **option)
+
+
+def test_margin_and_exclusion_are_exclusive_and_the_margin_not_negative() -> None:
+    with pytest.raises(ValueError, match="choose one"):
+        RetrievalTask(SASRec(n_items=10, hidden_size=8, max_len=5), train_exclude_seen=True, train_seen_margin=1.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        RetrievalTask(SASRec(n_items=10, hidden_size=8, max_len=5), train_seen_margin=-1.0)

@@ -37,6 +37,10 @@ class RetrievalTask(RankingTask):
             with `exclude_seen` does, instead of spending gradient on pushing history items down. Meant for
             data whose items never repeat within a history (the S3-Rec Amazon sets); a target that repeats an
             earlier item is still trained on.
+        train_seen_margin: instead of leaving them out, score those earlier items this much higher in each
+            training position's softmax (full CE, causal models), so training pushes them at least that far
+            down: for evaluation with seen items kept, on data where a history item is never the next one.
+            0 (default) is plain CE; cannot be combined with `train_exclude_seen`.
     """
 
     def __init__(
@@ -51,17 +55,25 @@ class RetrievalTask(RankingTask):
         monitor_k: int = 10,
         exclude_seen: bool = False,
         train_exclude_seen: bool = False,
+        train_seen_margin: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = model
         self.loss = loss if loss is not None else FullSoftmaxCE()
-        if train_exclude_seen:
+        if train_exclude_seen and train_seen_margin:
+            raise ValueError("train_exclude_seen and train_seen_margin both set: choose one (leave the seen items "
+                             "out of the training softmax, or keep them with a margin)")
+        if train_seen_margin < 0:
+            raise ValueError(f"train_seen_margin={train_seen_margin}: expected a margin >= 0")
+        for name, value in (("train_exclude_seen", train_exclude_seen), ("train_seen_margin", train_seen_margin)):
+            if not value:
+                continue
             if not isinstance(self.loss, FullSoftmaxCE):
-                raise ValueError(f"train_exclude_seen needs the full softmax loss (FullSoftmaxCE), not "
+                raise ValueError(f"{name} needs the full softmax loss (FullSoftmaxCE), not "
                                  f"{type(self.loss).__name__}")
             if getattr(model, "objective", "causal") != "causal":
-                raise ValueError(f"train_exclude_seen needs a causal model: {type(model).__name__} sees the whole "
+                raise ValueError(f"{name} needs a causal model: {type(model).__name__} sees the whole "
                                  "window at every position")
         self._init_ranking(ks, monitor_k)
 
@@ -96,8 +108,11 @@ class RetrievalTask(RankingTask):
         else:
             hidden = self.model(batch["item_seq"], *packing)[mask]
         # Only FullSoftmaxCE takes `exclude` (checked at construction), so the others get no extra argument.
-        extra = {"exclude": earlier_items(batch["item_seq"], batch.get("segments"))[mask]} if (
-            self.hparams.train_exclude_seen) else {}
+        extra = {}
+        if self.hparams.train_exclude_seen or self.hparams.train_seen_margin:
+            extra["exclude"] = earlier_items(batch["item_seq"], batch.get("segments"))[mask]
+        if self.hparams.train_seen_margin:
+            extra["exclude_offset"] = float(self.hparams.train_seen_margin)
         loss = self.loss(hidden, targets[mask], self.model.item_embeddings(), **extra)
         self.log("train/loss", loss, prog_bar=True, batch_size=int(mask.sum()))
         return loss
