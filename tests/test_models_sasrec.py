@@ -186,6 +186,23 @@ def test_negated_dims_flip_the_scored_table_only():
         SASRec(N_ITEMS, hidden_size=16, negated_dims=4, tie_output=False)
 
 
+def test_output_offset_starts_tied_and_learns_apart_from_the_input_table():
+    torch.manual_seed(0)
+    m = model(output_offset=True)
+    assert torch.equal(m.item_embeddings(), m.encoder.items.weight)  # zero at the start: tied scores
+    items = torch.randint(1, N_ITEMS + 1, (4, 6))
+    hidden = m(items)[:, -1]
+    (hidden @ m.item_embeddings().T)[:, 3].sum().backward()
+    assert m.output_offset.weight.grad[3].abs().sum() > 0  # the scored item's offset row learns
+    assert m.output_offset.weight.grad[[i for i in range(N_ITEMS + 1) if i != 3]].abs().sum() == 0
+    with torch.no_grad():
+        m.output_offset.weight[5] = 1.0
+    assert torch.equal(m.item_embeddings()[5], m.encoder.items.weight[5] + 1.0)
+    assert torch.equal(m.item_embeddings()[0], torch.zeros(m.item_embeddings().shape[1]))  # padding stays zero
+    with pytest.raises(ValueError, match="output_offset"):
+        SASRec(N_ITEMS, hidden_size=16, output_offset=True, tie_output=False)
+
+
 def test_item_dropout_applies_to_the_training_table_only():
     sasrec = SASRec(n_items=500, hidden_size=32, n_layers=1, n_heads=1, max_len=10, item_dropout=0.5)
     plain = sasrec.encoder.items.weight

@@ -50,6 +50,10 @@ class SASRec(nn.Module):
             is). The tables stay tied, but an item's own vector then scores ||u||^2 - ||v||^2 against itself
             (u, v its leading and negated parts) while neighbours still meet in u, so the model has room to keep
             the item just read from outranking the items that follow it. Needs tie_output.
+        output_offset: score against the item table plus a second, output-only table that starts at zero
+            (False: the table alone). Scoring starts tied and may drift apart where the output needs it, while
+            every item's output vector keeps what its input row learns (an untied table learns a rare item only
+            as a target or a negative). Needs tie_output.
     """
 
     objective = "causal"
@@ -75,6 +79,7 @@ class SASRec(nn.Module):
         tie_output: bool = True,
         subtract_input_item: bool = False,
         negated_dims: int = 0,
+        output_offset: bool = False,
     ) -> None:
         super().__init__()
         self.n_items = n_items
@@ -105,6 +110,11 @@ class SASRec(nn.Module):
             raise ValueError(f"negated_dims={negated_dims}: expected 0..hidden_size ({hidden_size})")
         if negated_dims and not tie_output:
             raise ValueError("negated_dims applies to the tied table: leave tie_output true")
+        if output_offset and not tie_output:
+            raise ValueError("output_offset adds to the tied table: leave tie_output true")
+        self.output_offset = nn.Embedding(n_items + 1, hidden_size, padding_idx=0) if output_offset else None
+        if self.output_offset is not None:
+            nn.init.zeros_(self.output_offset.weight)
         self.register_buffer("output_signs", None)
         if negated_dims:
             self.output_signs = torch.ones(hidden_size)
@@ -141,6 +151,8 @@ class SASRec(nn.Module):
         In training mode with item_dropout > 0 the table comes back with dropout applied.
         """
         table = (self.encoder.items if self.output_items is None else self.output_items).weight
+        if self.output_offset is not None:
+            table = table + self.output_offset.weight
         if self.output_signs is not None:
             table = table * self.output_signs
         return self.item_dropout(table)
