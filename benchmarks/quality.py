@@ -335,6 +335,17 @@ NOTES = [
     "items per top-10, some history item for 0.291). Test .0826 / .0492: the best seen-kept NDCG@10 of any d=64 "
     "Beauty row (tied .0870 / .0430), Recall@10 lower; best validation NDCG@10 .0606 at epoch 66, the 32-minute cap "
     "stopping it at 87 while validation still crept up. Below .0921 / .0531.",
+    "Tested again with seen items excluded (`recsys test` on its best checkpoint with "
+    "`--model.init_args.exclude_seen true`, not stored as a row), `ce-d64-packed-neg32` gives .0868 / .0532, below "
+    "the tied model's .0959 / .0574: negating columns costs the model some of its ranking of unseen items, so even a "
+    "neg32 model that never ranked a seen item would stay under .0921 Recall@10.",
+    "`ce-d64-packed-margin1` (2026-12-01 11:00-11:44, 1 thread, another Beauty run on the other core) trains with "
+    "`--model.init_args.train_seen_margin 1`: the items earlier in each training window stay in the softmax, scored "
+    "1 higher than they are, so training pushes them down (RetrievalTask option). Test .0859 / .0441 against the "
+    "tied .0870 / .0430, and the behaviour it targets did not move: the last item comes first for 0.735 of test users "
+    "(1.294 history items per top-10; `python benchmarks/seen_in_topk.py` on its best checkpoint). Margin 3, run "
+    "beside it, trailed at every validation (best .0497 at epoch 33 against margin 1's .0531) and was stopped there, "
+    "so it has no row.",
 ]
 
 
