@@ -346,6 +346,11 @@ NOTES = [
     "(1.294 history items per top-10; `python benchmarks/seen_in_topk.py` on its best checkpoint). Margin 3, run "
     "beside it, trailed at every validation (best .0497 at epoch 33 against margin 1's .0531) and was stopped there, "
     "so it has no row.",
+    "`ce-d64-packed-offset` (2026-12-01 11:21-12:00, 1 thread, another Beauty run on the other core) scores against "
+    "the tied table plus a zero-initialised output-only table (`--model.init_args.model.init_args.output_offset "
+    "true`): scoring starts tied and may drift apart. Best validation NDCG@10 .0569 at epoch 42 (early-stopped at "
+    "63); test .0743 / .0463, the untied row's trade again (.0741 / .0471): the last item comes first for 0.066 of "
+    "test users, but 1.006 history items per top-10 remain (some history item for 0.821) and Recall@10 drops.",
 ]
 
 
