@@ -44,42 +44,33 @@ def test_packed_and_plain_batches_exclude_the_same_items(prepared_synthetic: Pat
     assert counts.min() >= 1 and counts.max() <= 20
 
 
-def test_training_step_excludes_seen_items_from_the_loss(prepared_synthetic: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "loss_extra", "against_plain"),
+    [
+        ({"train_exclude_seen": True}, {}, -1),  # fewer competitors: lower loss
+        ({"train_seen_margin": 2.0}, {"exclude_offset": 2.0}, 1),  # stronger competitors: higher loss
+    ],
+)
+def test_training_step_applies_the_seen_items_option_to_the_loss(
+    prepared_synthetic: Path, option: dict, loss_extra: dict, against_plain: int
+) -> None:
     from recsys.data import SequenceDataModule
 
     torch.manual_seed(0)
     data = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=64, packed=True, seed=3)
     batch = next(iter(data.train_dataloader()))
     model = SASRec(n_items=300, hidden_size=16, max_len=20).eval()
-    plain, excluding = RetrievalTask(model), RetrievalTask(model, train_exclude_seen=True)
-    for task in (plain, excluding):
+    plain, seen_aware = RetrievalTask(model), RetrievalTask(model, **option)
+    for task in (plain, seen_aware):
         task.log = lambda *args, **kwargs: None
     with torch.no_grad():
         hidden = model(batch["item_seq"], batch["segments"], batch["positions"])
         mask = batch["targets"] > 0
         by_hand = FullSoftmaxCE()(hidden[mask], batch["targets"][mask], model.item_embeddings(),
-                                  exclude=earlier_items(batch["item_seq"], batch["segments"])[mask])
-        assert excluding.training_step(batch, 0).item() == pytest.approx(by_hand.item(), rel=1e-6)
-        assert excluding.training_step(batch, 0).item() < plain.training_step(batch, 0).item()
-
-
-def test_training_step_scores_seen_items_higher_by_the_margin(prepared_synthetic: Path) -> None:
-    from recsys.data import SequenceDataModule
-
-    torch.manual_seed(0)
-    data = SequenceDataModule(str(prepared_synthetic), max_len=20, batch_size=64, packed=True, seed=3)
-    batch = next(iter(data.train_dataloader()))
-    model = SASRec(n_items=300, hidden_size=16, max_len=20).eval()
-    plain, margin = RetrievalTask(model), RetrievalTask(model, train_seen_margin=2.0)
-    for task in (plain, margin):
-        task.log = lambda *args, **kwargs: None
-    with torch.no_grad():
-        hidden = model(batch["item_seq"], batch["segments"], batch["positions"])
-        mask = batch["targets"] > 0
-        by_hand = FullSoftmaxCE()(hidden[mask], batch["targets"][mask], model.item_embeddings(),
-                                  exclude=earlier_items(batch["item_seq"], batch["segments"])[mask], exclude_offset=2.0)
-        assert margin.training_step(batch, 0).item() == pytest.approx(by_hand.item(), rel=1e-6)
-        assert margin.training_step(batch, 0).item() > plain.training_step(batch, 0).item()
+                                  exclude=earlier_items(batch["item_seq"], batch["segments"])[mask], **loss_extra)
+        got = seen_aware.training_step(batch, 0).item()
+        assert got == pytest.approx(by_hand.item(), rel=1e-6)
+        assert (got - plain.training_step(batch, 0).item()) * against_plain > 0
 
 
 @pytest.mark.parametrize("option", [{"train_exclude_seen": True}, {"train_seen_margin": 1.0}])
