@@ -351,6 +351,13 @@ NOTES = [
     "true`): scoring starts tied and may drift apart. Best validation NDCG@10 .0569 at epoch 42 (early-stopped at "
     "63); test .0743 / .0463, the untied row's trade again (.0741 / .0471): the last item comes first for 0.066 of "
     "test users, but 1.006 history items per top-10 remain (some history item for 0.821) and Recall@10 drops.",
+    "`ce-d128-packed-neg64` (Beauty, 2026-12-01 11:43-12:29, 1 thread, another run on the other core): the shipped "
+    "d=128 config with its last 64 columns negated. Best validation NDCG@10 .0560 at epoch 54 of 57 (45-minute cap); "
+    "test .0802 / .0460, below both the d=128 tied row (.0827 / .0477) and d=64 neg32 (.0826 / .0492).",
+    "`ce-d64-packed-neg32` on Toys (2026-12-01 12:01-12:27, 1 thread, another run on the other core): best validation "
+    "NDCG@10 .0632 at epoch 46, early-stopped at 67; test .0861 / .0538, the best seen-kept NDCG@10 on Toys (tied "
+    "d=64 .0916 / .0463, d=128 .0881 / .0526) and again lower Recall@10. The last item comes first for 0.003 of test "
+    "users (0.426 history items per top-10, some history item for 0.288). Below .0970 / .0580.",
 ]
 
 
