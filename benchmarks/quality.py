@@ -358,6 +358,9 @@ NOTES = [
     "NDCG@10 .0632 at epoch 46, early-stopped at 67; test .0861 / .0538, the best seen-kept NDCG@10 on Toys (tied "
     "d=64 .0916 / .0463, d=128 .0881 / .0526) and again lower Recall@10. The last item comes first for 0.003 of test "
     "users (0.426 history items per top-10, some history item for 0.288). Below .0970 / .0580.",
+    "`ce-d64-packed-neg32` on Sports (2026-12-01 12:30-13:09, 1 thread; a fresh-clone CI run shared the cores for "
+    "its first 16 minutes): the 38-minute cap stopped it at epoch 39 with validation still climbing (best .0333 at "
+    "epoch 34); test .0473 / .0262 against tied d=64 .0485 / .0251 and d=128 .0475 / .0261. Below .0569 / .0314.",
 ]
 
 
