@@ -344,8 +344,8 @@ NOTES = [
     "1 higher than they are, so training pushes them down (RetrievalTask option). Test .0859 / .0441 against the "
     "tied .0870 / .0430, and the behaviour it targets did not move: the last item comes first for 0.735 of test users "
     "(1.294 history items per top-10; `python benchmarks/seen_in_topk.py` on its best checkpoint). Margin 3, run "
-    "beside it, trailed at every validation (best .0497 at epoch 33 against margin 1's .0531) and was stopped there, "
-    "so it has no row.",
+    "beside it, trailed from the third validation on (.0497 at epoch 34 against margin 1's .0531) and was stopped "
+    "there, so it has no row.",
     "`ce-d64-packed-offset` (2026-12-01 11:21-12:00, 1 thread, another Beauty run on the other core) scores against "
     "the tied table plus a zero-initialised output-only table (`--model.init_args.model.init_args.output_offset "
     "true`): scoring starts tied and may drift apart. Best validation NDCG@10 .0569 at epoch 42 (early-stopped at "

@@ -215,9 +215,8 @@ def build(args: argparse.Namespace) -> tuple[Any, Any]:
     # BERT4Rec is post-LN in both frameworks; SASRec's layout is a flag (RecBole's own SASRec is post-LN;
     # "reference" is the pre-LN block and Xavier init of the SASRec authors' code).
     layout = {"pre-ln": {}, "post-ln": {"pre_norm": False}, "reference": {"reference_block": True, "init": "xavier"}}
-    sasrec_only = {"negated_dims": args.negated_dims} if args.negated_dims else {}
     model = BERT4Rec(data.n_items, **shape) if cloze else SASRec(data.n_items, **layout[args.layout], **shape,
-                                                                 **sasrec_only)
+                                                                 negated_dims=args.negated_dims)
     task = RetrievalTask(model, loss=FullSoftmaxCE(), lr=args.lr, weight_decay=0.0, ks=[10], monitor_k=10,
                          train_seen_margin=args.seen_margin)
     return data, task
@@ -395,8 +394,8 @@ def common_flags(args: argparse.Namespace) -> list[str]:
 
 
 def recsys_flags(args: argparse.Namespace) -> list[str]:
-    """recsys workers also take a precision (RecBole always trains in fp32), packing, SASRec's layout and windows,
-    and weight averaging."""
+    """recsys workers also take a precision (RecBole always trains in fp32), packing, weight averaging, and
+    SASRec's layout, windows, negated columns and seen-item margin."""
     return [*common_flags(args), "--precision", args.precision, "--packed", args.packed, "--layout", args.layout,
             "--stride", str(args.stride), "--ema", str(args.ema), "--negated-dims", str(args.negated_dims),
             "--seen-margin", str(args.seen_margin)]
@@ -591,12 +590,10 @@ def drive(args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed, layout, "
                          "stride, ema, negated_dims and seen_margin can differ")
-    for option in ("negated_dims", "seen_margin"):
+    for option in ("stride", "negated_dims", "seen_margin"):
         if "bert4rec" in models and (getattr(args, option) or any(option in tuned for tuned in variants)):
             raise SystemExit(f"--{option.replace('_', '-')} / --tuned {option}=... is for SASRec (causal) only: "
                              "run --models sasrec with it")
-    if "bert4rec" in models and (args.stride or any("stride" in overrides for overrides in variants)):
-        raise SystemExit("--stride / --tuned stride=... overlap SASRec's causal windows: run --models sasrec with them")
     layouts = {overrides["layout"] for overrides in variants if "layout" in overrides} | {args.layout}
     if "bert4rec" in models and layouts != {"pre-ln"}:
         raise SystemExit("--layout / --tuned layout=... change SASRec only (BERT4Rec is post-LN in both frameworks): "

@@ -70,7 +70,7 @@ class FullSoftmaxCE(RetrievalLoss):
         if exclude is not None:
             marked = torch.zeros(logits.shape[0], logits.shape[1] + 1, dtype=torch.bool, device=logits.device)
             marked.scatter_(1, exclude.masked_fill(exclude == targets[:, None], 0), True)
-            if math.isinf(exclude_offset) and exclude_offset < 0:
+            if exclude_offset == float("-inf"):
                 allowed = ~marked[:, 1:]
                 logits = logits.masked_fill(~allowed, float("-inf"))
             else:
