@@ -586,10 +586,11 @@ def drive(args: argparse.Namespace) -> None:
     # Checked before any run: a typo here would otherwise surface after RecBole's 20 minutes.
     variants = [dict(item.split("=", 1) for item in text.split(",")) for text in args.tuned or [] if text]
     unknown = {key for overrides in variants for key in overrides} - {
-        "batch_size", "lr", "precision", "packed", "layout", "stride", "ema", "negated_dims", "seen_margin"}
+        "batch_size", "lr", "attn_dropout", "precision", "packed", "layout", "stride", "ema", "negated_dims",
+        "seen_margin"}
     if unknown:
-        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, precision, packed, layout, "
-                         "stride, ema, negated_dims and seen_margin can differ")
+        raise SystemExit(f"--tuned: {', '.join(sorted(unknown))}: only batch_size, lr, attn_dropout, precision, "
+                         "packed, layout, stride, ema, negated_dims and seen_margin can differ")
     for option in ("stride", "negated_dims", "seen_margin"):
         if "bert4rec" in models and (getattr(args, option) or any(option in tuned for tuned in variants)):
             raise SystemExit(f"--{option.replace('_', '-')} / --tuned {option}=... is for SASRec (causal) only: "

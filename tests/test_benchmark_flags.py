@@ -36,6 +36,7 @@ def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
         (["--stride", "25"], "--stride"),
         (["--tuned", "negated_dims=32"], "SASRec (causal) only"),
         (["--seen-margin", "2"], "SASRec (causal) only"),
+        (["--tuned", "dropout=0.5"], "only batch_size, lr, attn_dropout"),
     ],
 )
 def test_sasrec_only_flags_are_refused_for_bert4rec_before_any_run(flags: list[str], message: str) -> None:

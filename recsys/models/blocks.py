@@ -10,6 +10,7 @@ A padded query is always allowed to see itself, so a fully padded row still has 
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Literal
 
@@ -39,6 +40,17 @@ def attention_mask(item_seq: torch.Tensor, causal: bool, segments: torch.Tensor 
     return allowed
 
 
+def attention_bias(mask: torch.Tensor, n_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """The boolean `mask` [B, 1, Lq, Lk] as an additive bias [B * n_heads, Lq, Lk]: 0 where attention is
+    allowed, -inf elsewhere, for `torch.baddbmm` to add while it computes the scores.
+
+    Computed once per forward and shared by the layers, it replaces a masked_fill per layer and its backward
+    (the bias needs no gradient) on the written-out attention of CPU training with attention dropout."""
+    batch, _, queries, keys = mask.shape
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))
+    return bias.expand(batch, n_heads, queries, keys).reshape(batch * n_heads, queries, keys)
+
+
 class RightAlignedPositions(nn.Module):
     """Learned position embeddings indexed from the most recent item (the last column is position 0).
 
@@ -62,17 +74,17 @@ class RightAlignedPositions(nn.Module):
         return self.embedding.weight[:length].flip(0)
 
 
-MASK_BITS = 24  # resolution of the dropout draw: p is rounded to a multiple of 2**-24
+MASK_BITS = 16  # resolution of the dropout draw: p is rounded to a multiple of 2**-16
 
 
 def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """Inverted dropout with the keep mask drawn as integers, for CPU tensors.
 
-    torch's CPU dropout draws its mask with `bernoulli_`, several times slower than drawing integers with
-    `random_` and comparing them with a threshold (about 4 ms against 1 ms for a [128, 50, 64] tensor on this
-    project's CPU); dropout was 14% of a SASRec training step there, and this path took the step (ML-100K,
-    batch 128, one thread) from 200 to 183 ms. Same distribution: each element is kept with probability 1 - p
-    (p rounded to 2**-24) and scaled by 1 / (1 - p).
+    torch's CPU dropout draws its mask with `bernoulli_`, several times slower than drawing integers and
+    comparing them with a threshold (about 4 ms against 1 ms for a [128, 50, 64] tensor on this project's CPU);
+    dropout was 14% of a SASRec training step there, and this path took the step (ML-100K, batch 128, one
+    thread) from 200 to 183 ms. Same distribution: each element is kept with probability 1 - p (p rounded to
+    2**-16) and scaled by 1 / (1 - p).
     """
     if p <= 0.0:
         return x
@@ -82,9 +94,18 @@ def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def dropout_scale(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The multiplier inverted dropout applies: 0 with probability p, else 1 / (1 - p) (0 < p < 1)."""
-    draws = torch.empty(shape, dtype=torch.int32, device=device).random_(0, 1 << MASK_BITS)
-    return (draws >= round(p * (1 << MASK_BITS))).to(dtype).mul_(1.0 / (1.0 - p))
+    """The multiplier inverted dropout applies: 0 with probability p, else 1 / (1 - p) (0 < p < 1).
+
+    The generator's cost is per value drawn, not per bit, so one full-range 64-bit draw is split into four
+    16-bit lanes, each uniform over [-2**15, 2**15): a quarter of the draws of one value per element (on
+    the AVX2 EPYC, one thread, a [32, 2, 50, 50] mask: 0.80 ms for 32-bit draws in [0, 2**24), 0.10 ms for
+    the 64-bit words alone).
+    """
+    count = math.prod(shape)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
+    lanes = words.view(torch.int16)[:count].view(shape)
+    threshold = round(p * (1 << MASK_BITS)) - (1 << (MASK_BITS - 1))
+    return (lanes >= threshold).to(dtype).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Dropout):
@@ -135,6 +156,10 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
 
+    def written_out(self, x: torch.Tensor) -> bool:
+        """Whether attention on `x` runs the written-out path (CPU training with attention dropout)."""
+        return self.training and self.dropout > 0 and x.device.type == "cpu"
+
     def forward(
         self,
         x: torch.Tensor,
@@ -142,12 +167,14 @@ class SelfAttention(nn.Module):
         keys: torch.Tensor | None = None,
         last_only: bool = False,
         picked: Picked | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Queries from `x`; keys and values from `keys` when given (same shape), else from `x`.
 
         `last_only` asks only the last column's query: [B, 1, d] comes back (what a user vector needs).
         `picked` keeps only those positions after attention: [P, d] comes back, the output projection
-        computed for them alone.
+        computed for them alone. `bias` is `attention_bias(mask, n_heads, x.dtype)` when the caller has it
+        (shared by the layers of one forward); it is used only on the written-out path (see `written_out`).
         """
         batch, length, hidden = x.shape
         heads, head_size = self.n_heads, hidden // self.n_heads
@@ -164,9 +191,13 @@ class SelfAttention(nn.Module):
             if last_only:
                 mask = mask[:, :, -1:]
                 length = 1
-        if self.training and self.dropout > 0 and x.device.type == "cpu":
-            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-            weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        if self.written_out(x):
+            if bias is None or last_only:
+                bias = attention_bias(mask, heads, x.dtype)
+            flat = batch * heads
+            scores = torch.baddbmm(bias, q.reshape(flat, length, head_size),
+                                   k.reshape(flat, k.shape[2], head_size).transpose(1, 2), alpha=head_size**-0.5)
+            weights = scores.softmax(dim=-1).view(batch, heads, length, -1)
             y = cpu_dropout(weights, self.dropout) @ v
         else:
             y = F.scaled_dot_product_attention(
@@ -212,7 +243,12 @@ class TransformerLayer(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False, picked: Picked | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        last_only: bool = False,
+        picked: Picked | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[B, L, d] -> [B, L, d]; [B, 1, d] for the last column alone with `last_only`; [P, d] for the
         positions `picked` takes. Every column still serves as a key; only the kept ones are carried through
@@ -222,7 +258,7 @@ class TransformerLayer(nn.Module):
         else:
             last = slice(-1, None) if last_only else slice(None)
             keep, drop = (lambda t: t[:, last]), self.dropout
-        attend = partial(self.attention, mask=mask, last_only=last_only, picked=picked)
+        attend = partial(self.attention, mask=mask, last_only=last_only, picked=picked, bias=bias)
         if self.reference_block:
             queries = self.attention_norm(x)
             x = self.ffn_norm(keep(queries) + drop(attend(queries, keys=x)))
@@ -329,11 +365,13 @@ class SequenceEncoder(nn.Module):
             x = items + self.positions.embedding(positions)
         x = self.dropout(self.input_norm(x))
         picked = None if select is None else Picked(select)
+        first = self.layers[0].attention if self.layers else None
+        bias = attention_bias(mask, first.n_heads, x.dtype) if first is not None and first.written_out(x) else None
         if not self.layers and picked is not None:
             x = picked(x)
         for depth, layer in enumerate(self.layers, start=1):
             final = depth == len(self.layers)
-            x = layer(x, mask, last_only=last_only and final, picked=picked if final else None)
+            x = layer(x, mask, last_only=last_only and final, picked=picked if final else None, bias=bias)
         return self.output_norm(x)
 
 
