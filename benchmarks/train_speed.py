@@ -786,9 +786,10 @@ def main() -> None:
     parser.add_argument("--sampler", choices=["shuffle", "length-grouped"], default="shuffle",
                         help="recsys training batches: shuffled windows (the data module's default) or length-grouped")
     parser.add_argument("--tuned", action="append",
-                        help="also run recsys with its own batch size / lr / precision, e.g. 'batch_size=32,lr=0.002' "
-                             "(RecBole keeps the shared ones); reported as a separate, clearly labelled row; repeat "
-                             "for more rows")
+                        help="also run recsys with some settings of its own, e.g. 'batch_size=32,lr=0.002' (keys: "
+                             "batch_size, lr, attn_dropout, precision, packed, layout, stride, ema, negated_dims, "
+                             "seen_margin; RecBole keeps the shared ones); reported as a separate, clearly labelled "
+                             "row; repeat for more rows")
     parser.add_argument("--label", default="recsys", help=argparse.SUPPRESS)
     # Workers only: the driver compares against RecBole on this machine's CPU; benchmarks/gpu_check.py runs
     # workers on a lent GPU with --accelerator gpu.
