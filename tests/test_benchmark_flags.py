@@ -39,9 +39,9 @@ def test_recbole_gets_only_flags_its_runner_defines(benchmark_script) -> None:
         (["--tuned", "dropout=0.5"], "only batch_size, lr, attn_dropout"),
     ],
 )
-def test_sasrec_only_flags_are_refused_for_bert4rec_before_any_run(flags: list[str], message: str) -> None:
-    """BERT4Rec has no layout flag and no overlapping causal windows: a row labelled with one would silently
-    measure the default model."""
+def test_flags_a_row_would_mislabel_are_refused_before_any_run(flags: list[str], message: str) -> None:
+    """BERT4Rec has no layout flag and no overlapping causal windows, and `--tuned` knows only the keys its
+    workers take: a row labelled with any other would silently measure the default model."""
     import subprocess
     import sys
 

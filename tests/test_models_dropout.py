@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recsys.models import blocks
 from recsys.models.blocks import (
     Dropout,
     SelfAttention,
@@ -85,9 +86,16 @@ def test_attention_bias_is_the_mask_as_zero_and_minus_infinity() -> None:
 
 
 @pytest.mark.parametrize("causal", [True, False])
-def test_encoder_shares_one_bias_and_matches_the_fused_path(causal: bool) -> None:
+def test_encoder_shares_one_bias_and_matches_the_fused_path(causal: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Training with attention dropout writes attention out with the bias computed once per forward; with
     dropout that keeps everything, it must give what evaluation (the fused kernel) gives, selected rows too."""
+    calls = []
+
+    def counted(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return attention_bias(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "attention_bias", counted)
     torch.manual_seed(0)
     encoder = SequenceEncoder(n_embeddings=10, hidden_size=16, n_layers=2, n_heads=2, max_len=6, dropout=1e-9,
                               attn_dropout=1e-9, pre_norm=True, ffn_size=32, activation="gelu", causal=causal)
@@ -96,6 +104,7 @@ def test_encoder_shares_one_bias_and_matches_the_fused_path(causal: bool) -> Non
     encoder.train()
     assert encoder.layers[0].attention.written_out(torch.zeros(1))
     trained, picked = encoder(item_seq), encoder(item_seq, select=select)
+    assert len(calls) == 2  # one bias per forward, shared by both layers
     encoder.eval()
     evaluated = encoder(item_seq)
     torch.testing.assert_close(trained, evaluated, rtol=1e-5, atol=1e-5)
