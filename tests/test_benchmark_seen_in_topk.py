@@ -40,3 +40,47 @@ def test_seen_in_topk_matches_a_per_user_count(benchmark_script, prepared_synthe
     assert abs(result["top-1 is the last item"] - last / users) < 1e-9
     assert abs(result["any history item in top-5"] - any_seen / users) < 1e-9
     assert last > 0  # an untrained tied model already puts the item just consumed first for some users
+
+
+def test_read_item_counts_match_one_window_at_a_time(benchmark_script, prepared_synthetic: Path,
+                                                      tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
+    model = SASRec(**args).eval()
+    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", model, "recsys.models.SASRec", args)
+
+    result = benchmark_script("seen_in_topk").read_item_in_training(
+        checkpoint, prepared_synthetic, max_len=20, windows=10**9, threads=1)
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20, objective="causal")
+    data.setup("fit")
+    table = model.item_embeddings().detach()
+    windows = positions = read_first = target_above = 0
+    for batch in data.train_dataloader():
+        for item_seq, targets in zip(batch["item_seq"], batch["targets"], strict=True):
+            windows += 1
+            real = item_seq > 0  # left padding dropped: the window alone, as a batch of one
+            items, wanted = item_seq[real], targets[real]
+            with torch.inference_mode():
+                scores = model(items[None])[0] @ table.T
+                scores[:, 0] = float("-inf")
+            for t in range(len(items)):
+                if wanted[t] == 0:
+                    continue
+                positions += 1
+                read_first += int(scores[t].argmax()) == int(items[t])
+                target_above += bool(scores[t, wanted[t]] > scores[t, items[t]])
+    assert result["training windows"] == windows
+    assert result["training positions"] == positions > 0
+    assert abs(result["top-1 is the item read there"] - read_first / positions) < 1e-9
+    assert abs(result["target outscores the item read"] - target_above / positions) < 1e-9
+    assert 0 < target_above < positions
+
+
+def test_read_item_counts_stop_at_the_window_limit(benchmark_script, prepared_synthetic: Path,
+                                                   tmp_path: Path) -> None:
+    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
+    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", SASRec(**args).eval(), "recsys.models.SASRec", args)
+    result = benchmark_script("seen_in_topk").read_item_in_training(
+        checkpoint, prepared_synthetic, max_len=20, windows=70, threads=1, batch_size=32)
+    assert result["training windows"] == 70
