@@ -68,7 +68,9 @@ def read_item_in_training(checkpoint: Path, data_path: Path, max_len: int, windo
             item_seq, targets = batch["item_seq"][:take], batch["targets"][:take]
             seen += take
             mask = targets > 0
-            scores = model(item_seq)[mask] @ table.T
+            # [P, d] in row-major order; models that can, compute only the target positions
+            hidden = model(item_seq, select=mask) if getattr(model, "accepts_select", False) else model(item_seq)[mask]
+            scores = hidden @ table.T
             scores[:, 0] = float("-inf")
             read, target = item_seq[mask], targets[mask]
             read_first += int((scores.argmax(dim=1) == read).sum())

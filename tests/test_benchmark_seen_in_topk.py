@@ -10,12 +10,18 @@ from test_scoring_models import write_checkpoint
 from recsys.data import SequenceDataModule
 from recsys.models import SASRec
 
+TINY = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
+
+
+def tiny_sasrec(tmp_path: Path) -> tuple[SASRec, Path]:
+    """An untrained tied SASRec in evaluation mode and its checkpoint, seeded by the caller."""
+    model = SASRec(**TINY).eval()
+    return model, write_checkpoint(tmp_path / "tiny.ckpt", model, "recsys.models.SASRec", TINY)
+
 
 def test_seen_in_topk_matches_a_per_user_count(benchmark_script, prepared_synthetic: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
-    model = SASRec(**args).eval()
-    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", model, "recsys.models.SASRec", args)
+    model, checkpoint = tiny_sasrec(tmp_path)
 
     result = benchmark_script("seen_in_topk").seen_in_topk(checkpoint, prepared_synthetic, k=5, max_len=20, threads=1)
 
@@ -45,9 +51,7 @@ def test_seen_in_topk_matches_a_per_user_count(benchmark_script, prepared_synthe
 def test_read_item_counts_match_one_window_at_a_time(benchmark_script, prepared_synthetic: Path,
                                                       tmp_path: Path) -> None:
     torch.manual_seed(1)
-    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
-    model = SASRec(**args).eval()
-    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", model, "recsys.models.SASRec", args)
+    model, checkpoint = tiny_sasrec(tmp_path)
 
     result = benchmark_script("seen_in_topk").read_item_in_training(
         checkpoint, prepared_synthetic, max_len=20, windows=10**9, threads=1)
@@ -79,8 +83,7 @@ def test_read_item_counts_match_one_window_at_a_time(benchmark_script, prepared_
 
 def test_read_item_counts_stop_at_the_window_limit(benchmark_script, prepared_synthetic: Path,
                                                    tmp_path: Path) -> None:
-    args = {"n_items": 300, "hidden_size": 16, "n_layers": 1, "n_heads": 1, "max_len": 20}
-    checkpoint = write_checkpoint(tmp_path / "tiny.ckpt", SASRec(**args).eval(), "recsys.models.SASRec", args)
+    _, checkpoint = tiny_sasrec(tmp_path)
     result = benchmark_script("seen_in_topk").read_item_in_training(
         checkpoint, prepared_synthetic, max_len=20, windows=70, threads=1, batch_size=32)
     assert result["training windows"] == 70
