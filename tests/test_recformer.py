@@ -28,6 +28,7 @@ from recsys.models.recformer import (
     tokenize_items,
 )
 from recsys.tasks import RecformerTask
+from recsys.tasks.optim import build_optimizer
 from recsys.text_embeddings import default_encoder_path
 
 
@@ -100,6 +101,8 @@ def test_user_tokens_most_recent_first_with_item_positions_and_budget() -> None:
     assert out["input_ids"][0].tolist() == [101, c, w, b, y, z]
     assert out["token_type"][0].tolist() == [0, KEY_TYPE, VALUE_TYPE, KEY_TYPE, VALUE_TYPE, VALUE_TYPE]
     assert out["item_position"][0].tolist() == [0, 1, 1, 2, 2, 2]
+    assert out["item_index"][0].tolist() == [0, 3, 3, 2, 2, 2]
+    assert out["item_index"][1].tolist() == [0, 2, 2, 2, 0, 0]
     assert out["attention_mask"][0].tolist() == [1] * 6
     assert out["input_ids"][1].tolist() == [101, b, y, z, 0, 0]
     assert out["attention_mask"][1].tolist() == [1, 1, 1, 1, 0, 0]
@@ -256,6 +259,47 @@ def test_item_ids_tell_items_with_one_text_apart_and_stay_with_their_catalogue(
     assert torch.all(again.item_id_embeddings.weight == 0)
     checkpoint, _ = trained
     RecformerTask(_tiny(3, item_ids=True), pretrained_checkpoint=str(checkpoint))
+
+
+def test_history_item_ids_tell_histories_with_one_text_apart(tmp_path: Path) -> None:
+    """Items 1 and 2 share their text, so a text encoder gives histories [3, 1] and [3, 2] one user vector;
+    `history_item_ids` adds a learned vector per item to its tokens in a history, and training on two users
+    whose next items differ pulls their vectors apart. Items encoded alone stay text."""
+    texts = ["category: beauty; color: red", "category: beauty; color: red", "category: camera; color: blue"]
+    torch.manual_seed(0)
+    model = _tiny(3, item_ids=True, history_item_ids=True)
+    model.set_item_tokens(tokenize_items(texts, _Vocab(), 8))
+    model.refresh_item_table()
+    users = torch.tensor([[3, 1], [3, 2]])
+    torch.testing.assert_close(model.encode({"item_seq": users[:1]}), model.encode({"item_seq": users[1:]}))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):  # after [3, 1] comes item 3, after [3, 2] item 1
+        logits = model.encode({"item_seq": users}) @ model.item_embeddings().T / 0.05
+        logits[:, 0] = float("-inf")
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([3, 1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        first, second = model.encode({"item_seq": users})
+        scores = model.encode({"item_seq": users}) @ model.item_embeddings().T
+    assert float((first - second).norm()) > 1e-2
+    assert scores[0, 3] > scores[0, 1] and scores[1, 1] > scores[1, 3]
+    assert torch.all(model.history_item_embeddings.weight[0] == 0)
+    torch.testing.assert_close(model.encode_items(torch.tensor([1, 2]))[0], model.encode_items(torch.tensor([2]))[0])
+    # like item_ids, the vectors stay with their catalogue
+    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "ids.ckpt")
+    other = RecformerTask(_tiny(7, history_item_ids=True), pretrained_checkpoint=str(tmp_path / "ids.ckpt")).model
+    assert torch.all(other.history_item_embeddings.weight == 0)
+    torch.testing.assert_close(other.item_positions.weight, model.item_positions.weight)
+    # item_id_lr trains both per-item tables at a rate of their own, the encoder at lr
+    task = RecformerTask(model, lr=1e-4, item_id_lr=1e-2)
+    groups = build_optimizer(task, 1e-4, 0.0, "constant", 0, 1, own_lr=task._own_lr())["optimizer"].param_groups
+    own = [g for g in groups if g["lr"] == 1e-2]
+    assert sorted(p.data_ptr() for g in own for p in g["params"]) == sorted(
+        p.data_ptr() for p in (model.item_id_embeddings.weight, model.history_item_embeddings.weight))
+    assert {g["lr"] for g in groups} == {1e-4, 1e-2}
 
 
 # -- training ---------------------------------------------------------------------------------------------

@@ -49,3 +49,22 @@ def test_fused_steps_like_the_plain_loop() -> None:
     for plain, fused in zip(*(m.parameters() for m in models), strict=True):
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-6)
     assert not torch.equal(models[0][1].weight, _model()[1].weight)  # it did train
+
+
+def test_own_learning_rate_follows_the_schedule() -> None:
+    """A parameter named in own_lr is stepped at its own peak rate, warmed up and decayed like the others."""
+    built = build_optimizer(_model(), lr=1e-3, weight_decay=0.1, schedule="cosine", warmup_steps=2, total_steps=6,
+                            own_lr={"0.weight": 1e-1})
+    optimizer, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    assert scheduler.base_lrs == [1e-3, 1e-3, 1e-1]
+    own = optimizer.param_groups[2]
+    assert own["lr"] == pytest.approx(0.5e-1)  # first warm-up step
+    assert own["weight_decay"] == 0.0 and own["params"][0].shape == (20, 8)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == 5  # every parameter once
+    for _ in range(3):
+        optimizer.step()
+        scheduler.step()
+    ratios = {round(g["lr"] / base, 6) for g, base in zip(optimizer.param_groups, scheduler.base_lrs, strict=True)}
+    assert len(ratios) == 1  # one schedule for every group
+    with pytest.raises(ValueError, match="does not have"):
+        build_optimizer(_model(), 1e-3, 0.0, "constant", 0, 1, own_lr={"item_table": 1e-2})

@@ -205,8 +205,9 @@ def sequence_tokens(
     `item_seq` [B, L] is left-padded, most recent item last. The most recent `max_items` items are laid out
     most recent first after one [CLS]; whole items are kept while they fit in `max_tokens` (the [CLS]
     included), so an item is never cut in half and the budget always holds the most recent item (tables are
-    built with tokens_per_item < max_tokens). Returns `input_ids`, `token_type`, `item_position` and
-    `attention_mask`, each [B, S], S = the longest kept row; padding is 0 everywhere.
+    built with tokens_per_item < max_tokens). Returns `input_ids`, `token_type`, `item_position`,
+    `item_index` (the catalogue index of the item each token belongs to) and `attention_mask`, each [B, S],
+    S = the longest kept row; [CLS] and padding are 0 everywhere.
     """
     items = item_seq[:, -max_items:].flip(1).long()  # [B, N], most recent first, padding at the end
     batch, n = items.shape
@@ -229,9 +230,11 @@ def sequence_tokens(
     input_ids[rows, slots] = ids[items].flatten(1)[rows, src].long()
     token_type[rows, slots] = types[items].flatten(1)[rows, src].long()
     item_position[rows, slots] = position[src]
+    item_index = torch.zeros_like(input_ids)
+    item_index[rows, slots] = items[rows, src // width_t]
     attention_mask = (torch.arange(width, device=items.device) <= count[:, None]).long()
     return {"input_ids": input_ids, "token_type": token_type, "item_position": item_position,
-            "attention_mask": attention_mask}
+            "item_index": item_index, "attention_mask": attention_mask}
 
 
 # -- the model --------------------------------------------------------------------------------------------
@@ -267,7 +270,13 @@ class Recformer(nn.Module):
             catalogues: brand and categories only) can be told apart and ranked by how they are bought. Zero
             at the start (the text model unchanged). It belongs to this catalogue: `pretrained_checkpoint`
             never copies it, so the encoder still moves to other catalogues, but within this one an item never
-            bought in training is only ever a negative and is pushed down. Histories stay text.
+            bought in training is only ever a negative and is pushed down. Histories stay text unless
+            `history_item_ids` is on too.
+        history_item_ids: a second learned vector per catalogue item (zero at the start), added to the input
+            embedding of every token of that item when it is read in a history, so the user encoder can tell
+            which of the items sharing a text was bought (the output-side `item_ids` only tells the
+            candidates apart). Items encoded on their own (the item table) stay text. Like `item_ids` it
+            belongs to one catalogue and `pretrained_checkpoint` never copies it.
     """
 
     objective = "causal"
@@ -290,6 +299,7 @@ class Recformer(nn.Module):
         dropout: float | None = None,
         item_batch_size: int = 256,
         item_ids: bool = False,
+        history_item_ids: bool = False,
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
@@ -368,6 +378,10 @@ class Recformer(nn.Module):
         if item_ids:
             self.item_id_embeddings = nn.Embedding(n_items + 1, d, padding_idx=0)
             nn.init.zeros_(self.item_id_embeddings.weight)
+        self.history_item_embeddings: nn.Embedding | None = None
+        if history_item_ids:
+            self.history_item_embeddings = nn.Embedding(n_items + 1, d, padding_idx=0)
+            nn.init.zeros_(self.history_item_embeddings.weight)
 
     # -- catalogue ----------------------------------------------------------------------------------------
     @property
@@ -416,6 +430,8 @@ class Recformer(nn.Module):
         """[B, S, d] last hidden states for `sequence_tokens` inputs."""
         embeds = self.backbone.get_input_embeddings()(tokens["input_ids"])
         embeds = embeds + self.token_types(tokens["token_type"]) + self.item_positions(tokens["item_position"])
+        if self.history_item_embeddings is not None and "item_index" in tokens:
+            embeds = embeds + self.history_item_embeddings(tokens["item_index"])
         return self.backbone(inputs_embeds=embeds, attention_mask=tokens["attention_mask"]).last_hidden_state
 
     def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
@@ -441,7 +457,9 @@ class Recformer(nn.Module):
     def encode_items(self, items: Tensor) -> Tensor:
         """[n, d] unit vectors of items [n] (differentiable): each item's own tokens after [CLS]."""
         self._require_tokens()
-        return self.embed(self.tokens_of(items.reshape(-1, 1)))
+        tokens = self.tokens_of(items.reshape(-1, 1))
+        tokens.pop("item_index")  # an item alone is its text (history_item_ids is for histories)
+        return self.embed(tokens)
 
     def with_item_ids(self, vectors: Tensor, items: Tensor | None = None) -> Tensor:
         """Text vectors of `items` (default: the whole catalogue, row i = item i) joined with their learned

@@ -48,7 +48,11 @@ class RankingTask(pl.LightningModule):
         total = int(self.trainer.estimated_stepping_batches) if self.trainer else 1
         precision = self.trainer.precision if self.trainer else "32-true"
         return build_optimizer(self, hp.lr, hp.weight_decay, hp.schedule, hp.warmup_steps, total,
-                               fused=can_fuse(self, precision))
+                               fused=can_fuse(self, precision), own_lr=self._own_lr())
+
+    def _own_lr(self) -> dict[str, float]:
+        """Parameters (by name) that a task trains at a learning rate of their own; none by default."""
+        return {}
 
     def on_fit_start(self) -> None:
         warning = bf16_cpu_warning(str(self.trainer.precision), self.device.type, cpu_has_native_bf16())

@@ -11,17 +11,24 @@ from torch import nn
 Schedule = Literal["constant", "cosine"]
 
 
-def _decay_and_no_decay(module: nn.Module) -> list[dict]:
+def _decay_and_no_decay(module: nn.Module, own_lr: dict[str, float] | None = None) -> list[dict]:
     # Biases, norms and embedding tables are not weight-decayed: decaying the item table shrinks rare items.
-    decay, no_decay = [], []
+    # A parameter named in `own_lr` gets a group of its own with that learning rate (and no weight decay).
+    own_lr = own_lr or {}
+    unknown = sorted(set(own_lr) - {name for name, _ in module.named_parameters()})
+    if unknown:
+        raise ValueError(f"own learning rates for parameters the model does not have: {unknown}")
+    decay, no_decay, own = [], [], []
     for name, param in module.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim < 2 or "norm" in name.lower() or isinstance(_owner(module, name), nn.Embedding):
+        if name in own_lr:
+            own.append({"params": [param], "weight_decay": 0.0, "lr": own_lr[name]})
+        elif param.ndim < 2 or "norm" in name.lower() or isinstance(_owner(module, name), nn.Embedding):
             no_decay.append(param)
         else:
             decay.append(param)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}, *own]
 
 
 def _owner(module: nn.Module, param_name: str) -> nn.Module:
@@ -49,13 +56,16 @@ def build_optimizer(
     total_steps: int,
     min_lr_ratio: float = 0.0,
     fused: bool = False,
+    own_lr: dict[str, float] | None = None,
 ) -> dict:
     """The dict Lightning's configure_optimizers expects, stepping the schedule every optimiser step.
 
     `fused` asks for torch's single-kernel AdamW (see `can_fuse`): on the CPU it takes a small model's
     optimiser step from about 1 ms to 0.2 ms, where the per-parameter loop is mostly Python overhead.
+    `own_lr` maps parameter names (as `module.named_parameters()` spells them) to a peak learning rate of
+    their own; the warm-up and schedule scale it like `lr`.
     """
-    optimizer = torch.optim.AdamW(_decay_and_no_decay(module), lr=lr, weight_decay=weight_decay,
+    optimizer = torch.optim.AdamW(_decay_and_no_decay(module, own_lr), lr=lr, weight_decay=weight_decay,
                                   fused=True if fused else None)
 
     def factor(step: int) -> float:

@@ -39,7 +39,7 @@ from recsys.tasks.optim import Schedule
 warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
 
 RecformerLoss = Literal["item_table", "in_batch"]
-ITEM_ID_WEIGHTS = ("item_id_embeddings.weight",)
+ITEM_ID_WEIGHTS = ("item_id_embeddings.weight", "history_item_embeddings.weight")
 
 
 def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
@@ -105,6 +105,9 @@ class RecformerTask(RankingTask):
         ks: cut-offs for Recall@K, NDCG@K and MRR@K.
         monitor_k: the K of the monitored `val/ndcg@K`.
         exclude_seen: drop each user's history items from the ranking (off by default, as for every model).
+        item_id_lr: peak learning rate of the per-item vectors (`item_ids`, `history_item_ids`); None trains
+            them at `lr`. They start at zero, like an ID model's item table (SASRec trains its own at 1e-3),
+            while a pretrained encoder wants a small rate (1e-4 in the Beauty config).
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class RecformerTask(RankingTask):
         ks: list[int] | None = None,
         monitor_k: int = 10,
         exclude_seen: bool = False,
+        item_id_lr: float | None = None,
     ) -> None:
         super().__init__()
         if loss not in ("item_table", "in_batch"):
@@ -134,6 +138,8 @@ class RecformerTask(RankingTask):
             raise ValueError(f"refresh_every={refresh_every}: expected at least 1")
         if train_pairs not in ("all", "last"):
             raise ValueError(f"train_pairs='{train_pairs}': expected 'all' or 'last'")
+        if item_id_lr is not None and item_id_lr <= 0:
+            raise ValueError(f"item_id_lr={item_id_lr}: expected a positive learning rate or null")
         if mlm_weight > 0 and not 0 < mlm_prob < 1:
             raise ValueError(f"mlm_prob={mlm_prob}: expected a value strictly between 0 and 1")
         if loss == "in_batch" and model.item_id_embeddings is not None:
@@ -146,6 +152,13 @@ class RecformerTask(RankingTask):
         self._init_ranking(ks, monitor_k)
         self._encoded_at: int | None = None  # global step when the item table was last encoded
         self._mlm_generator = torch.Generator().manual_seed(0)
+
+    def _own_lr(self) -> dict[str, float]:
+        lr = self.hparams.item_id_lr
+        if lr is None:
+            return {}
+        names = {f"model.{name}" for name in ITEM_ID_WEIGHTS}
+        return {name: lr for name, _ in self.named_parameters() if name in names}
 
     # -- wiring ---------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
