@@ -29,6 +29,7 @@ from recsys.models.recformer import (
 )
 from recsys.tasks import RecformerTask
 from recsys.tasks.optim import build_optimizer
+from recsys.tasks.recformer import prefix_targets
 from recsys.text_embeddings import default_encoder_path
 
 
@@ -300,6 +301,44 @@ def test_history_item_ids_tell_histories_with_one_text_apart(tmp_path: Path) -> 
     assert sorted(p.data_ptr() for g in own for p in g["params"]) == sorted(
         p.data_ptr() for p in (model.item_id_embeddings.weight, model.history_item_embeddings.weight))
     assert {g["lr"] for g in groups} == {1e-4, 1e-2}
+
+
+def test_causal_layout_gives_every_prefix_in_one_pass() -> None:
+    """Under `layout: causal` row k of prefix_users (one pass over the window) is the vector the model gives
+    the history cut after its k-th item, and prefix_targets pairs it with the item that came next."""
+    texts = ["a: x", "b: y z", "c: w", "d: v u t", "e: s"]
+    torch.manual_seed(0)
+    model = _tiny(5, pooling="mean", layout="causal", history_item_ids=True).eval()
+    with torch.no_grad():
+        for table in (model.item_positions, model.history_item_embeddings, model.token_types):
+            table.weight[1:].normal_()
+    model.set_item_tokens(tokenize_items(texts, _Vocab(), 8))
+    window = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 0, 5, 2]])
+    tokens = model.tokens_of(window)
+    assert tokens["item_position"][1].tolist()[:6] == [0, 1, 1, 2, 2, 2]  # oldest first: item 5, then item 2
+    with torch.no_grad():
+        prefixes = torch.nn.functional.normalize(model.prefix_users(model.hidden_states(tokens), tokens), dim=-1)
+        for row, kept in ((0, 4), (1, 2)):
+            for k in range(1, kept + 1):
+                alone = model(window[row:row + 1, : window.shape[1] - kept + k])
+                torch.testing.assert_close(prefixes[row, k], alone[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(prefixes[row, -1], model(window[row:row + 1])[0], atol=1e-5, rtol=1e-5)
+    targets = torch.tensor([[0, 2, 3, 4, 5], [0, 0, 0, 2, 1]])
+    assert prefix_targets(targets, tokens["item_position"]).tolist() == [[2, 3, 4, 5], [2, 1, 0, 0]]
+    with pytest.raises(ValueError, match="pooling='mean'"):
+        _tiny(5, layout="causal")
+
+
+def test_causal_layout_trains_on_every_prefix_and_learns(prepared_synthetic: Path, tmp_path: Path) -> None:
+    """One pass per window, every target of it a pair: a tiny causal Recformer beats popularity."""
+    torch.manual_seed(0)
+    data = _data(prepared_synthetic)
+    task = RecformerTask(_tiny(data.n_items, pooling="mean", layout="causal"), lr=3e-3, temperature=0.05, ks=[10])
+    trainer = _trainer(tmp_path, 2)
+    trainer.fit(task, datamodule=data)
+    metrics = trainer.test(task, datamodule=data, verbose=False)[0]
+    popularity = _popularity(data)
+    assert metrics["test/ndcg@10"] > 2 * popularity["ndcg@10"], (metrics, popularity)
 
 
 # -- training ---------------------------------------------------------------------------------------------

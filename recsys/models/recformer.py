@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 PAD_TYPE, KEY_TYPE, VALUE_TYPE = 0, 1, 2
 Pooling = Literal["cls", "mean"]
 ItemFormat = Literal["kv", "text"]
+Layout = Literal["recent_first", "causal"]
 # Bumped whenever the tokenization below changes, so cached token tables stop matching.
 _TOKENS_RECIPE = "recformer-kv-tokens/v1"
 
@@ -198,7 +199,7 @@ def item_tokens_cached(
 
 def sequence_tokens(
     item_seq: Tensor, ids: Tensor, types: Tensor, lengths: Tensor,
-    max_items: int, max_tokens: int, cls_id: int,
+    max_items: int, max_tokens: int, cls_id: int, chronological: bool = False,
 ) -> dict[str, Tensor]:
     """A batch of users as Recformer inputs, built by gathering rows of the token table (no Python loop).
 
@@ -208,20 +209,29 @@ def sequence_tokens(
     built with tokens_per_item < max_tokens). Returns `input_ids`, `token_type`, `item_position`,
     `item_index` (the catalogue index of the item each token belongs to) and `attention_mask`, each [B, S],
     S = the longest kept row; [CLS] and padding are 0 everywhere.
+
+    `chronological` lays the kept items out oldest first instead (the `causal` layout), item positions then
+    counting from the oldest kept item; the budget still drops the oldest items.
     """
-    items = item_seq[:, -max_items:].flip(1).long()  # [B, N], most recent first, padding at the end
+    items = item_seq[:, -max_items:].long()  # [B, N], most recent last, padding at the start
+    if not chronological:
+        items = items.flip(1)  # most recent first, padding at the end
     batch, n = items.shape
     width_t = ids.shape[1]
     item_len = lengths[items].long() * (items > 0)
-    keep = item_len.cumsum(1) <= max_tokens - 1
+    if chronological:  # tokens counted from the most recent item backwards
+        keep = item_len.flip(1).cumsum(1).flip(1) <= max_tokens - 1
+    else:
+        keep = item_len.cumsum(1) <= max_tokens - 1
     valid = (torch.arange(width_t, device=items.device) < item_len[..., None]) & keep[..., None]  # [B, N, T]
+    rank = (keep & (items > 0)).long().cumsum(1)  # 1 for the first kept item in layout order, 2 for the next...
     valid = valid.flatten(1)
     count = valid.sum(1)
     width = int(count.max()) + 1 if batch else 1
     dest = valid.long().cumsum(1)  # slot of each kept token after [CLS]
     rows, src = valid.nonzero(as_tuple=True)
     slots = dest[rows, src]
-    position = torch.arange(1, n + 1, device=items.device)[:, None].expand(n, width_t).reshape(-1)
+    position = rank[:, :, None].expand(batch, n, width_t).flatten(1)
 
     input_ids = torch.zeros(batch, width, dtype=torch.long, device=items.device)
     token_type = torch.zeros_like(input_ids)
@@ -229,7 +239,7 @@ def sequence_tokens(
     input_ids[:, 0] = cls_id
     input_ids[rows, slots] = ids[items].flatten(1)[rows, src].long()
     token_type[rows, slots] = types[items].flatten(1)[rows, src].long()
-    item_position[rows, slots] = position[src]
+    item_position[rows, slots] = position[rows, src]
     item_index = torch.zeros_like(input_ids)
     item_index[rows, slots] = items[rows, src // width_t]
     attention_mask = (torch.arange(width, device=items.device) <= count[:, None]).long()
@@ -277,6 +287,12 @@ class Recformer(nn.Module):
             which of the items sharing a text was bought (the output-side `item_ids` only tells the
             candidates apart). Items encoded on their own (the item table) stay text. Like `item_ids` it
             belongs to one catalogue and `pretrained_checkpoint` never copies it.
+        layout: `recent_first` (the paper: most recent item first, every token sees every other) or `causal`:
+            items oldest first, each item's tokens seeing [CLS], themselves and the items before them, never
+            later ones. With mean pooling the mean over [CLS] and the first k items is then exactly the
+            vector of the history cut after its k-th item, so one pass over a window yields a user vector for
+            every prefix (`prefix_users`) and training gets every next-item pair of the window for the cost
+            of one (a test checks the equality). Needs mean pooling ([CLS] sees only itself).
     """
 
     objective = "causal"
@@ -300,6 +316,7 @@ class Recformer(nn.Module):
         item_batch_size: int = 256,
         item_ids: bool = False,
         history_item_ids: bool = False,
+        layout: Layout = "recent_first",
     ) -> None:
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel
@@ -318,6 +335,10 @@ class Recformer(nn.Module):
             raise ValueError(f"item_format='{item_format}': expected 'kv' or 'text'")
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling='{pooling}': expected 'cls' or 'mean'")
+        if layout not in ("recent_first", "causal"):
+            raise ValueError(f"layout='{layout}': expected 'recent_first' or 'causal'")
+        if layout == "causal" and pooling != "mean":
+            raise ValueError("layout='causal' needs pooling='mean': under it [CLS] sees only itself")
         folder = Path(backbone_path) if backbone_path is not None else default_encoder_path()
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"backbone_path {folder}: no config.json (expected a transformers model folder)")
@@ -329,11 +350,14 @@ class Recformer(nn.Module):
         self.max_tokens = max_tokens
         self.item_format = item_format
         self.pooling = pooling
+        self.layout = layout
         self.item_batch_size = item_batch_size
         tokenizer = AutoTokenizer.from_pretrained(folder)
         self.cls_id = int(tokenizer.cls_token_id)
         self.mask_id = int(tokenizer.mask_token_id)
         overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        if layout == "causal":
+            overrides["attn_implementation"] = "sdpa"  # takes the boolean [B, 1, S, S] mask as it is
         if pretrained:
             config = AutoConfig.from_pretrained(folder, **overrides)
             if n_layers is not None:
@@ -423,7 +447,7 @@ class Recformer(nn.Module):
     def tokens_of(self, item_seq: Tensor) -> dict[str, Tensor]:
         """Encoder inputs for left-padded histories [B, L] (`sequence_tokens` on this model's table)."""
         return sequence_tokens(item_seq, self.item_token_ids, self.item_token_types, self.item_token_lengths,
-                               self.max_items, self.max_tokens, self.cls_id)
+                               self.max_items, self.max_tokens, self.cls_id, chronological=self.layout == "causal")
 
     # -- encoding -------------------------------------------------------------------------------------------
     def hidden_states(self, tokens: dict[str, Tensor]) -> Tensor:
@@ -432,7 +456,11 @@ class Recformer(nn.Module):
         embeds = embeds + self.token_types(tokens["token_type"]) + self.item_positions(tokens["item_position"])
         if self.history_item_embeddings is not None and "item_index" in tokens:
             embeds = embeds + self.history_item_embeddings(tokens["item_index"])
-        return self.backbone(inputs_embeds=embeds, attention_mask=tokens["attention_mask"]).last_hidden_state
+        mask = tokens["attention_mask"]
+        if self.layout == "causal":  # a token sees the real tokens of its own item and of earlier ones
+            block = tokens["item_position"]
+            mask = ((block[:, None, :] <= block[:, :, None]) & mask.bool()[:, None, :])[:, None]
+        return self.backbone(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
 
     def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
         """[B, d] un-normalised: the [CLS] state or the mean over real tokens."""
@@ -440,6 +468,20 @@ class Recformer(nn.Module):
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+
+    def prefix_users(self, hidden: Tensor, tokens: dict[str, Tensor]) -> Tensor:
+        """[B, P + 1, d] un-normalised mean-pooled vectors of [CLS] plus the first k kept items, k = 0..P (P the
+        most items kept in the batch; rows with fewer repeat their last). Under the `causal` layout row k is
+        the vector of the history cut after its k-th item."""
+        if self.pooling != "mean":
+            raise ValueError("prefix_users needs pooling='mean'")
+        block = tokens["item_position"]
+        weight = tokens["attention_mask"].to(hidden.dtype)
+        n = int(block.max()) + 1
+        sums = hidden.new_zeros(hidden.shape[0], n, hidden.shape[2])
+        sums.scatter_add_(1, block[..., None].expand_as(hidden), hidden * weight[..., None])
+        counts = weight.new_zeros(hidden.shape[0], n).scatter_add_(1, block, weight)
+        return sums.cumsum(1) / counts.cumsum(1).clamp_min(1e-9)[..., None]
 
     def embed(self, tokens: dict[str, Tensor]) -> Tensor:
         """[B, d] L2-normalised vectors of encoder inputs."""

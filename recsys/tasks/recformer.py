@@ -13,6 +13,9 @@ so the choice sets the epoch's cost: `train_windows: every` visits every pair of
 (about 130k on Beauty), `train_windows: last` + `train_pairs: last` one pair per user (22k on Beauty); note
 that `train_windows: last` alone still makes a pair of every position of the user's last window.
 
+With the model's `causal` layout a batch row is read once and every one of its target positions is a pair
+(`prefix_targets`): the cost of an epoch is that of its windows, not of its pairs.
+
 Evaluation is never done against a stale table: before validation the catalogue is re-encoded when the
 encoder has changed since it was last encoded, and before testing always (a `recsys test` of a checkpoint
 trained elsewhere, zero-shot, gets this catalogue's items encoded by its encoder).
@@ -73,13 +76,29 @@ def load_pretrained(model: Recformer, checkpoint: str | Path) -> list[str]:
     return sorted(weights)
 
 
-def training_pairs(batch: dict[str, torch.Tensor], which: Literal["all", "last"]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(histories [N, L], next items [N]) of a causal batch: every target position, or each row's last one."""
+def _targets(batch: dict[str, torch.Tensor], which: Literal["all", "last"]) -> torch.Tensor:
     targets = batch["targets"]
     if which == "last":
         targets = torch.cat([torch.zeros_like(targets[:, :-1]), targets[:, -1:]], dim=1)
-    history, target, _ = next_item_pairs(batch["item_seq"], targets)
+    return targets
+
+
+def training_pairs(batch: dict[str, torch.Tensor], which: Literal["all", "last"]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(histories [N, L], next items [N]) of a causal batch: every target position, or each row's last one."""
+    history, target, _ = next_item_pairs(batch["item_seq"], _targets(batch, which))
     return history, target
+
+
+def prefix_targets(targets: torch.Tensor, item_position: torch.Tensor) -> torch.Tensor:
+    """[B, P] the next item after each row's k-th kept item (k = 1..P; 0 where there is none), for the
+    `causal` layout's `prefix_users`. The kept items are the last ones of each left-padded window, so the k-th
+    of n kept sits in column L - n + k - 1; targets of columns before them are dropped."""
+    length = targets.shape[1]
+    kept = item_position.max(dim=1).values  # [B]
+    k = torch.arange(1, int(kept.max()) + 1, device=targets.device)
+    column = length - kept[:, None] + k - 1
+    inside = k <= kept[:, None]
+    return torch.where(inside, targets.gather(1, column.clamp(0, length - 1)), 0)
 
 
 class RecformerTask(RankingTask):
@@ -189,13 +208,23 @@ class RecformerTask(RankingTask):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         hp = self.hparams
-        history, target = training_pairs(batch, hp.train_pairs)
-        tokens = self.model.tokens_of(history)
+        causal = self.model.layout == "causal"
+        if causal:  # one pass per window: every prefix's vector, each against its next item
+            tokens = self.model.tokens_of(batch["item_seq"])
+        else:
+            history, target = training_pairs(batch, hp.train_pairs)
+            tokens = self.model.tokens_of(history)
         labels = None
         if hp.mlm_weight > 0:
             tokens, labels = self.model.mask_tokens(tokens, hp.mlm_prob, self._mlm_generator)
         hidden = self.model.hidden_states(tokens)
-        users = F.normalize(self.model.pool(hidden, tokens["attention_mask"]).float(), dim=-1)
+        if causal:
+            wanted = prefix_targets(_targets(batch, hp.train_pairs), tokens["item_position"])
+            pick = wanted > 0
+            users = F.normalize(self.model.prefix_users(hidden, tokens)[:, 1:][pick].float(), dim=-1)
+            target = wanted[pick]
+        else:
+            users = F.normalize(self.model.pool(hidden, tokens["attention_mask"]).float(), dim=-1)
         if hp.loss == "item_table":
             logits = users @ self.model.item_embeddings().T / hp.temperature
             logits[:, 0] = float("-inf")  # padding is never an answer
