@@ -208,7 +208,7 @@ def sequence_tokens(
     included), so an item is never cut in half and the budget always holds the most recent item (tables are
     built with tokens_per_item < max_tokens). Returns `input_ids`, `token_type`, `item_position`,
     `item_index` (the catalogue index of the item each token belongs to) and `attention_mask`, each [B, S],
-    S = the longest kept row; [CLS] and padding are 0 everywhere.
+    S = the longest kept row; padding is 0 everywhere, and [CLS] has item position and item index 0.
 
     `chronological` lays the kept items out oldest first instead (the `causal` layout), item positions then
     counting from the oldest kept item; the budget still drops the oldest items.
