@@ -89,8 +89,9 @@ NOTES = [
     "epochs). `-causal-drop03` is `-causal` with `--model.init_args.model.init_args.dropout 0.3`, run alone on 2 "
     "threads: 799 steps in the 30 minutes (1.9 epochs; `-causal` made 503 beside another run), validation .0105, "
     ".0206, .0219, .0212, .0220 at 174, 349, 593, 768, 799, and test .0698 / .0346 / .0240, the best Recformer row "
-    "(83% of SASRec's Recall@10 and 82% of its NDCG@10). Dropout and the extra steps were changed together, so "
-    "which of them lifted the test row is not measured; the first 5,120 validation users did not show the lift. "
+    "(83% of SASRec's Recall@10 and 82% of its NDCG@10). `-causal-2threads` (`-causal` alone on 2 threads, no "
+    "extra dropout, 804 steps) tests at .0698 / .0346 / .0241 too (validation .0229 at 593, .0234 at 804), so the "
+    "extra steps lifted the row, not dropout; the first 5,120 validation users hardly showed the lift. "
     "The fine-tuning goal (our SASRec, .0842 / .0424) stays NOT met.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
