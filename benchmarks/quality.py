@@ -244,8 +244,12 @@ NOTES = [
     "--model.init_args.exclude_seen true` changed nothing: the CLI was dropping `--model.*` arguments given with "
     "`--ckpt_path` (fixed). Rows labelled `seen excluded` are the same best checkpoints tested that way "
     "(`python benchmarks/quality.py --exclude-seen LABEL`); the eSASRec paper's numbers come from RecTools-based "
-    "code whose recommend() drops viewed items by default (its test-time setting is not in the files stored here), "
-    "so those rows are the closer comparison to the best published row, and the `seen items kept` rows to the rest.",
+    "code that drops viewed items: the holdout evaluation of a public fork of its repository "
+    "(tony-pitchblack/transformer_benchmark_rl, src/evaluation/common.py, validate_model_on_holdout) calls "
+    "`recommend(..., filter_viewed=True)`, and its trainer's validation Recall@10 callback sets the input items' "
+    "scores to -inf before the top-k (the upstream evaluation file itself is not in the files stored here). So "
+    "the `seen excluded` rows are the like-for-like comparison to the best published row, and the `seen items "
+    "kept` rows to the rest.",
     "Cosine decay (`ce-d128-packed-cos80` and `ce-d128-packed-cos50`: the d=128 runs with `--model.init_args.schedule "
     "cosine --trainer.max_epochs 80` on Beauty, `50` on Sports, so the decay ends within the cap): validation "
     "NDCG@10 flattens at .0572-.0574 on Beauty (constant rate: best .0587) and .0314-.0316 on Sports (.0322); test "
