@@ -93,6 +93,17 @@ NOTES = [
     "extra dropout, 804 steps) tests at .0698 / .0346 / .0241 too (validation .0229 at 593, .0234 at 804), so the "
     "extra steps lifted the row, not dropout; the first 5,120 validation users hardly showed the lift. "
     "The fine-tuning goal (our SASRec, .0842 / .0424) stays NOT met.",
+    "More steps of that setup do not close the gap (2026-12-02): `-causal-cos6` is `-causal` alone on 2 threads "
+    "with both learning rates on a cosine decay that reaches zero after 6 epochs (`--model.init_args.schedule cosine "
+    "--trainer.max_epochs 6`, one validation per epoch, 110-minute cap). Validation NDCG@10 .0206, .0236, .0227, "
+    ".0225, .0222 at steps 418, 837, 1,256, 1,675, 2,094, and early stopping (patience 3) ended it there, at the end "
+    "of epoch 5 with the rates at 7% of their peak "
+    "(78.6 min), while the mean training loss per epoch kept falling: 8.07, 6.44, 5.13, 4.27, 3.58. The best "
+    "checkpoint (step 838) tests at .0694 / .0339 / .0233 (its row); the last one (step 2,095), tested apart with "
+    "`recsys test --config <its logs/version_0/config.yaml> --ckpt_path <its last.ckpt>` (not a row), at .0686 / "
+    ".0354 / .0254. Two and a half times the steps of `-causal-2threads` leave the test where it was (.0698 / .0346): "
+    "the plateau the validation users show is the test's too, and what the extra epochs fit is the training "
+    "pairs. The goal stays NOT met: no checkpoint tested reaches 84% of SASRec's Recall@10 or NDCG@10.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "
