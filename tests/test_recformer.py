@@ -303,12 +303,13 @@ def test_history_item_ids_tell_histories_with_one_text_apart(tmp_path: Path) -> 
     assert {g["lr"] for g in groups} == {1e-4, 1e-2}
 
 
-def test_causal_layout_gives_every_prefix_in_one_pass() -> None:
+@pytest.mark.parametrize("pooling", ["mean", "last_item"])
+def test_causal_layout_gives_every_prefix_in_one_pass(pooling: str) -> None:
     """Under `layout: causal` row k of prefix_users (one pass over the window) is the vector the model gives
     the history cut after its k-th item, and prefix_targets pairs it with the item that came next."""
     texts = ["a: x", "b: y z", "c: w", "d: v u t", "e: s"]
     torch.manual_seed(0)
-    model = _tiny(5, pooling="mean", layout="causal", history_item_ids=True).eval()
+    model = _tiny(5, pooling=pooling, layout="causal", history_item_ids=True).eval()
     with torch.no_grad():
         for table in (model.item_positions, model.history_item_embeddings, model.token_types):
             table.weight[1:].normal_()
@@ -325,8 +326,24 @@ def test_causal_layout_gives_every_prefix_in_one_pass() -> None:
             torch.testing.assert_close(prefixes[row, -1], model(window[row:row + 1])[0], atol=1e-5, rtol=1e-5)
     targets = torch.tensor([[0, 2, 3, 4, 5], [0, 0, 0, 2, 1]])
     assert prefix_targets(targets, tokens["item_position"]).tolist() == [[2, 3, 4, 5], [2, 1, 0, 0]]
-    with pytest.raises(ValueError, match="pooling='mean'"):
+    with pytest.raises(ValueError, match="pooling='mean' or 'last_item'"):
         _tiny(5, layout="causal")
+
+
+def test_last_item_pooling_reads_only_the_newest_item() -> None:
+    """`last_item` averages the newest item's tokens ([CLS] and older items left out; under `recent_first` the
+    newest is laid out first), and an item alone is the mean of its own tokens."""
+    texts = ["a: x", "b: y z", "c: w"]
+    torch.manual_seed(0)
+    model = _tiny(3, pooling="last_item").eval()
+    model.set_item_tokens(tokenize_items(texts, _Vocab(), 8))
+    tokens = model.tokens_of(torch.tensor([[1, 2]]))
+    hidden = torch.randn(1, tokens["input_ids"].shape[1], 4)
+    newest = (tokens["item_position"][0] == 1) & tokens["attention_mask"][0].bool()  # item 2, laid out first
+    torch.testing.assert_close(model.pool(hidden, tokens)[0], hidden[0, newest].mean(0))
+    alone = model.tokens_of(torch.tensor([[3]]))
+    hidden = torch.randn(1, alone["input_ids"].shape[1], 4)
+    torch.testing.assert_close(model.pool(hidden, alone)[0], hidden[0, 1:].mean(0))
 
 
 def test_causal_layout_trains_on_every_prefix_and_learns(prepared_synthetic: Path, tmp_path: Path) -> None:

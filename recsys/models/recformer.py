@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 PAD_TYPE, KEY_TYPE, VALUE_TYPE = 0, 1, 2
-Pooling = Literal["cls", "mean"]
+Pooling = Literal["cls", "mean", "last_item"]
 ItemFormat = Literal["kv", "text"]
 Layout = Literal["recent_first", "causal"]
 # Bumped whenever the tokenization below changes, so cached token tables stop matching.
@@ -273,6 +273,10 @@ class Recformer(nn.Module):
         pooling: `cls` (the paper) or `mean` over real tokens (how MiniLM was trained for sentences). Mean
             also learns far faster in shallow from-scratch encoders: on the synthetic data, 150 steps of in-batch
             pre-training of a 1-layer, hidden-32 model reach test NDCG@10 0.125 with mean, 0.006 with cls.
+            `last_item` is the mean over the most recent item's tokens only (an item alone: its own tokens):
+            under the `causal` layout those tokens have read every earlier item, so the user vector is read
+            where the next item is decided, as SASRec reads its last position, instead of averaging the
+            whole history with equal weight.
         dropout: hidden and attention dropout of the backbone; None keeps the backbone's own.
         item_batch_size: items per forward pass when the catalogue is encoded.
         item_ids: transductive fine-tuning (UniSRec's term): a learned vector per catalogue item is added to
@@ -292,7 +296,7 @@ class Recformer(nn.Module):
             later ones. With mean pooling the mean over [CLS] and the first k items is then exactly the
             vector of the history cut after its k-th item, so one pass over a window yields a user vector for
             every prefix (`prefix_users`) and training gets every next-item pair of the window for the cost
-            of one (a test checks the equality). Needs mean pooling ([CLS] sees only itself).
+            of one (a test checks the equality). Needs `mean` or `last_item` pooling ([CLS] sees only itself).
     """
 
     objective = "causal"
@@ -333,12 +337,12 @@ class Recformer(nn.Module):
             raise ValueError(f"max_items={max_items}: expected at least 1")
         if item_format not in ("kv", "text"):
             raise ValueError(f"item_format='{item_format}': expected 'kv' or 'text'")
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling='{pooling}': expected 'cls' or 'mean'")
+        if pooling not in ("cls", "mean", "last_item"):
+            raise ValueError(f"pooling='{pooling}': expected 'cls', 'mean' or 'last_item'")
         if layout not in ("recent_first", "causal"):
             raise ValueError(f"layout='{layout}': expected 'recent_first' or 'causal'")
-        if layout == "causal" and pooling != "mean":
-            raise ValueError("layout='causal' needs pooling='mean': under it [CLS] sees only itself")
+        if layout == "causal" and pooling == "cls":
+            raise ValueError("layout='causal' needs pooling='mean' or 'last_item': under it [CLS] sees only itself")
         folder = Path(backbone_path) if backbone_path is not None else default_encoder_path()
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"backbone_path {folder}: no config.json (expected a transformers model folder)")
@@ -462,30 +466,41 @@ class Recformer(nn.Module):
             mask = ((block[:, None, :] <= block[:, :, None]) & mask.bool()[:, None, :])[:, None]
         return self.backbone(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
 
-    def pool(self, hidden: Tensor, attention_mask: Tensor) -> Tensor:
-        """[B, d] un-normalised: the [CLS] state or the mean over real tokens."""
+    def pool(self, hidden: Tensor, tokens: dict[str, Tensor]) -> Tensor:
+        """[B, d] un-normalised: the [CLS] state, the mean over real tokens, or over the most recent item's."""
         if self.pooling == "cls":
             return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        weight = tokens["attention_mask"].to(hidden.dtype)
+        if self.pooling == "last_item":
+            position = tokens["item_position"]
+            newest = position.amax(1, keepdim=True) if self.layout == "causal" else torch.ones_like(position[:, :1])
+            weight = weight * (position == newest).to(hidden.dtype) * (position > 0).to(hidden.dtype)
+        mask = weight.unsqueeze(-1)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
 
     def prefix_users(self, hidden: Tensor, tokens: dict[str, Tensor]) -> Tensor:
-        """[B, P + 1, d] un-normalised mean-pooled vectors of [CLS] plus the first k kept items, k = 0..P (P the
-        most items kept in the batch; rows with fewer repeat their last). Under the `causal` layout row k is
-        the vector of the history cut after its k-th item."""
-        if self.pooling != "mean":
-            raise ValueError("prefix_users needs pooling='mean'")
+        """[B, P + 1, d] un-normalised vectors of [CLS] alone (row 0) and of the first k kept items, k = 1..P (P the
+        most items kept in the batch). Under the `causal` layout row k is the vector of the history cut after its
+        k-th item: the mean over [CLS] and items 1..k (`mean` pooling) or over item k's tokens alone
+        (`last_item`); rows with fewer items repeat their last."""
+        if self.pooling == "cls":
+            raise ValueError("prefix_users needs pooling='mean' or 'last_item'")
         block = tokens["item_position"]
         weight = tokens["attention_mask"].to(hidden.dtype)
         n = int(block.max()) + 1
         sums = hidden.new_zeros(hidden.shape[0], n, hidden.shape[2])
         sums.scatter_add_(1, block[..., None].expand_as(hidden), hidden * weight[..., None])
         counts = weight.new_zeros(hidden.shape[0], n).scatter_add_(1, block, weight)
-        return sums.cumsum(1) / counts.cumsum(1).clamp_min(1e-9)[..., None]
+        if self.pooling == "mean":
+            sums, counts = sums.cumsum(1), counts.cumsum(1)
+        else:  # blocks past a row's last item are empty: repeat its last one
+            filled = torch.where(counts > 0, torch.arange(n, device=counts.device), 0).cummax(1).values
+            sums, counts = sums.gather(1, filled[..., None].expand_as(sums)), counts.gather(1, filled)
+        return sums / counts.clamp_min(1e-9)[..., None]
 
     def embed(self, tokens: dict[str, Tensor]) -> Tensor:
         """[B, d] L2-normalised vectors of encoder inputs."""
-        return F.normalize(self.pool(self.hidden_states(tokens), tokens["attention_mask"]).float(), dim=-1)
+        return F.normalize(self.pool(self.hidden_states(tokens), tokens).float(), dim=-1)
 
     def forward(self, item_seq: Tensor) -> Tensor:
         """[B, L] left-padded histories -> [B, d] unit user vectors (differentiable)."""

@@ -224,7 +224,7 @@ class RecformerTask(RankingTask):
             users = F.normalize(self.model.prefix_users(hidden, tokens)[:, 1:][pick].float(), dim=-1)
             target = wanted[pick]
         else:
-            users = F.normalize(self.model.pool(hidden, tokens["attention_mask"]).float(), dim=-1)
+            users = F.normalize(self.model.pool(hidden, tokens).float(), dim=-1)
         if hp.loss == "item_table":
             logits = users @ self.model.item_embeddings().T / hp.temperature
             logits[:, 0] = float("-inf")  # padding is never an answer
