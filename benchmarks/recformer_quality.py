@@ -104,6 +104,15 @@ NOTES = [
     ".0354 / .0254. Two and a half times the steps of `-causal-2threads` leave the test where it was (.0698 / .0346): "
     "the plateau the validation users show is the test's too, and what the extra epochs fit is the training "
     "pairs. The goal stays NOT met: no checkpoint tested reaches 84% of SASRec's Recall@10 or NDCG@10.",
+    "Where the user vector is read matters more (2026-12-02): `-causal-lastitem` is `-causal-2threads` with "
+    "`--model.init_args.model.init_args.pooling last_item` (the mean over the most recent item's tokens, which "
+    "under the causal layout have read every earlier item, as SASRec reads its last position; mean pooling "
+    "weighs the whole history equally), alone on 2 threads, 30-minute cap, 770 steps. Validation NDCG@10 .0158, "
+    ".0298, .0361, .0344 at steps 174, 349, 593, 768 (mean pooling: .0122, .0219, .0230, .0227 at 174, 349, 593, "
+    "768); the best checkpoint (step 594) tests at .0792 / .0465 / .0366 (Recall@5 .0537, NDCG@5 .0383), against "
+    ".0698 / .0346 / .0241 with mean pooling. Against our SASRec row (.0842 / .0424): NDCG@10 and MRR@10 above, "
+    "Recall@10 at 94% of it, so the goal (at or above SASRec) is met on NDCG@10 and NOT on Recall@10. One run, "
+    "one seed; a longer run with this pooling was not made.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "
