@@ -110,9 +110,11 @@ NOTES = [
     "weighs the whole history equally), alone on 2 threads, 30-minute cap, 770 steps. Validation NDCG@10 .0158, "
     ".0298, .0361, .0344 at steps 174, 349, 593, 768 (mean pooling: .0122, .0219, .0230, .0227 at 174, 349, 593, "
     "768); the best checkpoint (step 594) tests at .0792 / .0465 / .0366 (Recall@5 .0537, NDCG@5 .0383), against "
-    ".0698 / .0346 / .0241 with mean pooling. Against our SASRec row (.0842 / .0424): NDCG@10 and MRR@10 above, "
-    "Recall@10 at 94% of it, so the goal (at or above SASRec) is met on NDCG@10 and NOT on Recall@10. One run, "
-    "one seed; a longer run with this pooling was not made.",
+    ".0698 / .0346 / .0241 with mean pooling. Against the SASRec row the notes above compare with "
+    "(`ce-d64-grouped`, .0842 / .0424 / .0296) NDCG@10 and MRR@10 are above and Recall@10 is at 94%; but other "
+    "SASRec configurations in this table reach NDCG@10 .0492 (`ce-d64-packed-neg32`) and Recall@10 .0870 "
+    "(`ce-d64-packed`), so against our best SASRec the goal is NOT met on either. One run, one seed; a longer "
+    "run with this pooling was not made.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "

@@ -474,7 +474,7 @@ class Recformer(nn.Module):
         if self.pooling == "last_item":
             position = tokens["item_position"]
             newest = position.amax(1, keepdim=True) if self.layout == "causal" else torch.ones_like(position[:, :1])
-            weight = weight * (position == newest).to(hidden.dtype) * (position > 0).to(hidden.dtype)
+            weight = weight * (position == newest).to(hidden.dtype)  # no item kept: [CLS] alone, as prefix row 0
         mask = weight.unsqueeze(-1)
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
 
