@@ -62,3 +62,27 @@ def test_tiger_ids_from_text_and_usage(prepared_synthetic: Path) -> None:
         model.prepare_semantic_ids(prepared_synthetic)
     model.prepare_semantic_ids(prepared_synthetic, data.split.train)
     assert model.has_semantic_ids
+
+
+def test_tiger_collision_digit_by_training_popularity(prepared_synthetic: Path) -> None:
+    from recsys.data import SequenceDataModule
+    from recsys.models.tiger import build_semantic_ids
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20)
+    train = data.split.train
+    by_index = build_semantic_ids(prepared_synthetic, 2, 4, text_embeddings="hashed")
+    by_count = build_semantic_ids(prepared_synthetic, 2, 4, text_embeddings="hashed", train_sequences=train,
+                                  collision_order="popularity")
+    np.testing.assert_array_equal(by_count.codes[:, :-1], by_index.codes[:, :-1])  # only the digit moves
+    counts = np.bincount(train.items, minlength=data.n_items + 1)[1:]
+    codes, digit = by_count.codes[1:, :-1], by_count.codes[1:, -1]
+    groups = {tuple(c) for c in codes}
+    assert any((codes == g).all(1).sum() > 1 for g in groups)  # 4 x 4 codes: the synthetic catalogue collides
+    for g in groups:
+        members = np.flatnonzero((codes == g).all(1))
+        order = members[np.argsort(digit[members])]
+        assert (np.diff(counts[order]) <= 0).all()  # digit 0, 1, ... in falling training count
+    with pytest.raises(ValueError, match="training sequences"):
+        build_semantic_ids(prepared_synthetic, 2, 4, text_embeddings="hashed", collision_order="popularity")
+    with pytest.raises(ValueError, match="collision_order"):
+        build_semantic_ids(prepared_synthetic, 2, 4, text_embeddings="hashed", collision_order="random")  # type: ignore[arg-type]

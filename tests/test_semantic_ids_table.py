@@ -38,6 +38,25 @@ def test_collision_digit_makes_ids_unique(codes: np.ndarray) -> None:
         assert full[row, -1] == earlier
 
 
+@settings(max_examples=60, deadline=None)
+@given(small_codes, st.integers(0, 2**16))
+def test_collision_digit_by_priority_gives_zero_to_the_highest(codes: np.ndarray, seed: int) -> None:
+    priority = np.random.default_rng(seed).integers(0, 3, len(codes))  # ties on purpose
+    full, size = add_collision_digit(codes, priority)
+    np.testing.assert_array_equal(full[:, :-1], codes)
+    assert len({tuple(r) for r in full}) == len(full)
+    assert size == add_collision_digit(codes)[1]
+    for row in range(len(codes)):  # the digit counts group members ahead: higher priority, or equal and earlier
+        same = (codes == codes[row]).all(1)
+        ahead = same & ((priority > priority[row]) | ((priority == priority[row]) & (np.arange(len(codes)) < row)))
+        assert full[row, -1] == ahead.sum()
+
+
+def test_collision_priority_must_have_one_value_per_row() -> None:
+    with pytest.raises(ValueError, match="one per code row"):
+        add_collision_digit(np.zeros((3, 2), np.int64), np.zeros(2))
+
+
 @settings(max_examples=40, deadline=None)
 @given(small_codes)
 def test_semantic_ids_round_trip(codes: np.ndarray) -> None:

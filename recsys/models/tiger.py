@@ -50,6 +50,7 @@ from recsys.semantic_ids.tokens import DEFAULT_SPECIALS
 
 Tokenizer = Literal["rq-kmeans", "rq-vae"]
 TextEmbeddings = Literal["minilm", "hashed"]
+CollisionOrder = Literal["index", "popularity"]
 
 
 def hashed_text_embeddings(texts: Sequence[str], dim: int = 64, seed: int = 0) -> np.ndarray:
@@ -84,14 +85,20 @@ def build_semantic_ids(
     train_sequences: Sequences | None = None,
     collaborative_weight: float = 0.0,
     collaborative_dim: int = 64,
+    collision_order: CollisionOrder = "index",
 ) -> SemanticIds:
     """Semantic IDs of a prepared dataset's items (a folder or a `PreparedDataset`) from their texts.
 
     With `collaborative_weight` > 0 the quantised vector is the text embedding joined by that weight times a
     co-occurrence embedding of `train_sequences` (`recsys.semantic_ids.collaborative`); both parts are unit length.
+    `collision_order="popularity"` gives digit 0 of each collision group to its most bought item in `train_sequences`.
     """
     from recsys.data.contract import PreparedDataset, read_prepared
 
+    if collision_order not in ("index", "popularity"):
+        raise ValueError(f"collision_order='{collision_order}': expected 'index' or 'popularity'")
+    if collision_order == "popularity" and train_sequences is None:
+        raise ValueError("collision_order='popularity' needs the training sequences (train_sequences=...)")
     ds = dataset if isinstance(dataset, PreparedDataset) else read_prepared(dataset)  # type: ignore[arg-type]
     if text_embeddings == "minilm":
         from recsys.text_embeddings import item_text_embeddings
@@ -114,7 +121,12 @@ def build_semantic_ids(
         codes = RQVAETokenizer(n_levels, codebook_size, seed=seed).fit(x).encode(x)
     else:
         raise ValueError(f"tokenizer='{tokenizer}': expected 'rq-kmeans' or 'rq-vae'")
-    return SemanticIds.from_codes(codes, codebook_size)
+    priority = None
+    if collision_order == "popularity":
+        assert train_sequences is not None
+        items = train_sequences.items[(train_sequences.items > 0) & (train_sequences.items <= codes.shape[0])]
+        priority = np.bincount(items, minlength=codes.shape[0] + 1)[1:]
+    return SemanticIds.from_codes(codes, codebook_size, priority)
 
 
 class TIGER(nn.Module):
@@ -138,6 +150,9 @@ class TIGER(nn.Module):
             identical get different, meaningful codes instead of only an arbitrary collision digit
             (`recsys.semantic_ids.collaborative`; validation and test targets are never used).
         collaborative_dim: width of that co-occurrence embedding.
+        collision_order: which item of a collision group gets digit 0, 1, ...: `index` (item order, arbitrary to
+            the model) or `popularity` (most bought in the training split first, so "digit 0 is likeliest" holds
+            in every group).
         n_user_buckets: hashed user tokens (user_idx mod n_user_buckets); 0 leaves the user out.
         max_tokens: history token budget of the encoder (whole items: max_tokens // (L + 1) most recent items).
         d_model: width of the transformer.
@@ -167,6 +182,7 @@ class TIGER(nn.Module):
         id_seed: int = 0,
         collaborative_weight: float = 0.0,
         collaborative_dim: int = 64,
+        collision_order: CollisionOrder = "index",
         n_user_buckets: int = 2000,
         max_tokens: int = 80,
         d_model: int = 128,
@@ -195,6 +211,7 @@ class TIGER(nn.Module):
         self.id_seed = id_seed
         self.collaborative_weight = collaborative_weight
         self.collaborative_dim = collaborative_dim
+        self.collision_order = collision_order
         self.n_user_buckets = n_user_buckets
         self.id_length = n_levels + 1
         self.max_history = max_tokens // self.id_length
@@ -253,7 +270,7 @@ class TIGER(nn.Module):
             else:
                 ids = build_semantic_ids(dataset, self.n_levels, self.codebook_size, self.tokenizer,
                                          self.text_embeddings, self.id_seed, train_sequences,
-                                         self.collaborative_weight, self.collaborative_dim)
+                                         self.collaborative_weight, self.collaborative_dim, self.collision_order)
             self.set_semantic_ids(ids)
         return self.semantic_ids
 

@@ -41,13 +41,15 @@ class SemanticIds:
             raise ValueError("SemanticIds: two items share an ID; add the collision digit (from_codes does)")
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray, n_codes: int | Sequence[int]) -> SemanticIds:
+    def from_codes(cls, codes: np.ndarray, n_codes: int | Sequence[int],
+                   priority: np.ndarray | None = None) -> SemanticIds:
         """From tokenizer codes [n_items, L] for items 1..n: appends the collision digit.
 
-        `n_codes` is the codebook size (one int, or one per level).
+        `n_codes` is the codebook size (one int, or one per level); `priority` [n_items] orders the digit
+        within each collision group, highest first (None: item order).
         """
         codes = np.asarray(codes, dtype=np.int64)
-        full, digit_size = add_collision_digit(codes)
+        full, digit_size = add_collision_digit(codes, priority)
         sizes = [int(n_codes)] * codes.shape[1] if isinstance(n_codes, int) else [int(s) for s in n_codes]
         table = np.concatenate([np.full((1, full.shape[1]), -1, np.int64), full])
         return cls(table, [*sizes, digit_size])
