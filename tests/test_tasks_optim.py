@@ -24,6 +24,39 @@ def test_not_fused_under_fp16_loss_scaling(precision: str) -> None:
     assert not can_fuse(_model(), precision)
 
 
+@pytest.mark.parametrize(("precision", "clip", "fused"),
+                         [("bf16-mixed", 1.0, False), ("bf16-mixed", 0.0, True), ("bf16-mixed", None, True),
+                          ("32-true", 1.0, True), ("bf16-true", 1.0, True)])
+def test_not_fused_when_lightning_clips_under_mixed_precision(precision: str, clip: float | None, fused: bool) -> None:
+    assert can_fuse(_model(), precision, clip) is fused
+
+
+def test_bf16_mixed_fit_with_gradient_clipping_runs() -> None:
+    """The combination TIGER's CPU configs use; Lightning raised on the first step with the fused AdamW."""
+    import pytorch_lightning as pl
+
+    from recsys.tasks.optim import build_optimizer as build
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _model()
+
+        def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+            return self.net(batch).float().pow(2).mean()
+
+        def configure_optimizers(self) -> dict:
+            fused = can_fuse(self, self.trainer.precision, self.trainer.gradient_clip_val)
+            return build(self, 1e-2, 0.0, "constant", 0, 4, fused=fused)
+
+    batches = torch.utils.data.DataLoader(torch.randint(0, 20, (8, 3)), batch_size=4)
+    trainer = pl.Trainer(max_steps=2, precision="bf16-mixed", gradient_clip_val=1.0, accelerator="cpu",
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.fit(Tiny(), batches)
+    assert trainer.global_step == 2
+
+
 def test_not_fused_without_trainable_parameters() -> None:
     model = _model().requires_grad_(False)
     assert not can_fuse(model, "32-true")

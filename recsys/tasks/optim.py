@@ -38,13 +38,16 @@ def _owner(module: nn.Module, param_name: str) -> nn.Module:
     return owner
 
 
-def can_fuse(module: nn.Module, precision: str) -> bool:
+def can_fuse(module: nn.Module, precision: str, clip: float | None = None) -> bool:
     """Whether the fused AdamW is safe here: every trainable parameter a floating-point CPU tensor (on CUDA
-    torch already steps all parameters at once with its foreach path), and no fp16 loss scaling, which
-    Lightning cannot combine with gradient clipping when the optimiser unscales gradients itself."""
+    torch already steps all parameters at once with its foreach path), no fp16 loss scaling, and no gradient
+    clipping (`clip` > 0) under a mixed precision: Lightning's mixed-precision plugin refuses to clip for an
+    optimiser that could unscale gradients itself, bf16 included."""
     params = [p for p in module.parameters() if p.requires_grad]
+    precision = str(precision)
+    mixed_and_clipped = "mixed" in precision and bool(clip)
     return (bool(params) and all(p.device.type == "cpu" and p.is_floating_point() for p in params)
-            and not str(precision).startswith("16"))
+            and not precision.startswith("16") and not mixed_and_clipped)
 
 
 def build_optimizer(
