@@ -115,6 +115,13 @@ NOTES = [
     "SASRec configurations in this table reach NDCG@10 .0492 (`ce-d64-packed-neg32`) and Recall@10 .0870 "
     "(`ce-d64-packed`), so against our best SASRec the goal is NOT met on either. One run, one seed; a longer "
     "run with this pooling was not made.",
+    "That setup ships as configs/recformer/amazon-beauty-ids.yaml (2026-12-02; the text-only amazon-beauty.yaml "
+    "stays for cold items and transfer). Its row `fit:amazon-beauty-ids` (`python benchmarks/recformer_quality.py "
+    "--runs fit:amazon-beauty-ids --threads 1 --max-minutes 30`, 1 thread, beside one other 1-thread run) made 795 "
+    "steps in the 30 minutes, followed the `-causal-lastitem` validation trajectory to the fourth decimal (.0158, "
+    ".0298, .0361, .0344 at 174, 349, 593, 768; .0353 at 795) and tests from the same step-594 checkpoint at the "
+    "same .0792 / .0465 / .0366: the seeded run is reproducible, and on 1 thread it made as many steps as the "
+    "2-thread run (770).",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "
