@@ -122,6 +122,16 @@ NOTES = [
     ".0298, .0361, .0344 at 174, 349, 593, 768; .0353 at 795) and tests from the same step-594 checkpoint at the "
     "same .0792 / .0465 / .0366: the seeded run is reproducible, and on 1 thread it made as many steps as the "
     "2-thread run (770).",
+    "A second MiniLM layer (`fit:amazon-beauty-ids@2layers`: `--runs fit:amazon-beauty-ids --threads 1 "
+    "--max-minutes 90 --label 2layers --extra --model.init_args.model.init_args.n_layers 2`, 1 thread beside one "
+    "other 1-thread run, 2026-12-02): about 13 steps a minute against 26 with one layer; validation NDCG@10 .0162, "
+    ".0295, .0363, .0363, .0347, .0345 at steps 174, 349, 593, 768, 1,012, 1,187 (one layer: .0158, .0298, .0361, "
+    ".0344 up to 768), early stopping ended it at 1,187 while the mean training loss fell from 8.28 (steps "
+    "0-174) to 5.04 (steps 875-1,049). The best checkpoint (step 594, reached after about 45 minutes) tests at .0830 / .0481 / .0376 "
+    "(Recall@5 .0554, NDCG@5 .0392) against .0792 / .0465 / .0366 with one layer: NDCG@10 above every SASRec row "
+    "here but `ce-d64-packed-neg32` (.0492), Recall@10 at 95% of `ce-d64-packed` (.0870) and 99% of `ce-d64-grouped` "
+    "(.0842). The goal against our best SASRec stays NOT met. Validation peaks after about 1.4 epochs with either "
+    "depth, so the second layer adds quality per step, not steps worth taking.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "
