@@ -331,6 +331,15 @@ NOTES = [
     ".0384). A wider beam hardly moves it: the same checkpoint tested with `--model.init_args.model.init_args."
     "beam_width 30` and `50` gave .0386 / .0235 / .0686 / .0332 and .0388 / .0236 / .0688 / .0333 (Recall@5, "
     "NDCG@5, Recall@10, NDCG@10).",
+    "- Ordering the collision digit does not close the gap: `amazon-beauty-collab (b1024-lr5e-4-popdigit)` is the "
+    "row above with `collision_order: popularity` (digit 0 of each same-code group goes to the item bought most in "
+    "the training split, so the last token follows one rule instead of item order), same 90-minute cap on 1 thread "
+    "(2026-12-02, beside one other 1-thread job). Validation NDCG@10 tracked the item-order run within noise (.0175 "
+    "against .0174 at step 1,289, .0195 against .0208 at its best, both at step 2,322), and the test is .0389 / "
+    ".0240 / .0679 / .0333 against .0386 / .0234 / .0685 / .0331 (Recall@5, NDCG@5, Recall@10, NDCG@10): the same "
+    "row. The first attempt at this run stopped on its first step: since the fused AdamW (8e4ef1a) Lightning's "
+    "mixed-precision plugin refused gradient clipping under bf16-mixed, which every TIGER config combines; the "
+    "optimiser is no longer fused there (recsys/tasks/optim.py `can_fuse`, tested with a bf16-mixed fit that clips).",
     "- The item texts of this Beauty version (S3-Rec) hold brand and categories only, no titles: 12,101 items "
     "have 3,103 distinct texts and up to 201 items share one text (benchmarks/results/semantic_ids.md). Items "
     "with one text get one code tuple, so the collision digit (201 values) is what tells them apart and the "
