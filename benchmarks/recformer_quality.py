@@ -132,6 +132,13 @@ NOTES = [
     "here but `ce-d64-packed-neg32` (.0492), Recall@10 at 95% of `ce-d64-packed` (.0870) and 99% of `ce-d64-grouped` "
     "(.0842). The goal against our best SASRec stays NOT met. Validation peaks after about 1.4 epochs with either "
     "depth, so the second layer adds quality per step, not steps worth taking.",
+    "Decaying the rates instead (`fit:amazon-beauty-ids@cos2`: `--runs fit:amazon-beauty-ids --threads 1 "
+    "--max-minutes 28 --label cos2 --extra --model.init_args.schedule cosine --trainer.max_epochs 2`, one layer, "
+    "both learning rates on a cosine that reaches zero after 2 epochs, 838 steps; 1 thread beside one other 1-thread "
+    "run, 2026-12-02): 723 steps in the 28 minutes, validation NDCG@10 .0157, .0289, .0360, .0370 at 174, 349, 593, "
+    "722 (constant rates: .0361 at 593, then .0344), and the step-723 checkpoint tests at .0836 / .0483 / .0377 "
+    "(Recall@5 .0566, NDCG@5 .0396): as much as the second layer gives, in a third of its time. Still below our "
+    "best SASRec rows (.0870 Recall@10, .0492 NDCG@10): the goal stays NOT met; the two changes were not combined.",
     "Ties count against the target in every row (the evaluator's rule): items with the same text get the same "
     "vector, and 87% of Beauty's test targets share their text with another item (median group of 10 items), so a "
     "text-only model ranks the target behind its duplicates. An earlier note here gave .0359 Recall@10 for MiniLM's "
