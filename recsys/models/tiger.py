@@ -152,7 +152,7 @@ class TIGER(nn.Module):
         collaborative_dim: width of that co-occurrence embedding.
         collision_order: which item of a collision group gets digit 0, 1, ...: `index` (item order, arbitrary to
             the model) or `popularity` (most bought in the training split first, so "digit 0 is likeliest" holds
-            in every group).
+            in every group; on Beauty it tested level with `index`, benchmarks/results/tiger_quality.md).
         n_user_buckets: hashed user tokens (user_idx mod n_user_buckets); 0 leaves the user out.
         max_tokens: history token budget of the encoder (whole items: max_tokens // (L + 1) most recent items).
         d_model: width of the transformer.
