@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -31,30 +33,22 @@ def test_not_fused_when_lightning_clips_under_mixed_precision(precision: str, cl
     assert can_fuse(_model(), precision, clip) is fused
 
 
-def test_bf16_mixed_fit_with_gradient_clipping_runs() -> None:
+def test_bf16_mixed_fit_with_gradient_clipping_runs(prepared_synthetic: Path, tmp_path: Path) -> None:
     """The combination TIGER's CPU configs use; Lightning raised on the first step with the fused AdamW."""
     import pytorch_lightning as pl
 
-    from recsys.tasks.optim import build_optimizer as build
+    from recsys.data import SequenceDataModule
+    from recsys.models import SASRec
+    from recsys.tasks.retrieval import RetrievalTask
 
-    class Tiny(pl.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = _model()
-
-        def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-            return self.net(batch).float().pow(2).mean()
-
-        def configure_optimizers(self) -> dict:
-            fused = can_fuse(self, self.trainer.precision, self.trainer.gradient_clip_val)
-            return build(self, 1e-2, 0.0, "constant", 0, 4, fused=fused)
-
-    batches = torch.utils.data.DataLoader(torch.randint(0, 20, (8, 3)), batch_size=4)
+    data = SequenceDataModule(str(prepared_synthetic), max_len=5, batch_size=16)
+    task = RetrievalTask(SASRec(data.n_items, hidden_size=8, n_heads=2, max_len=5))
     trainer = pl.Trainer(max_steps=2, precision="bf16-mixed", gradient_clip_val=1.0, accelerator="cpu",
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
-    trainer.fit(Tiny(), batches)
+                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(task, datamodule=data)
     assert trainer.global_step == 2
+    assert not trainer.optimizers[0].defaults["fused"]
 
 
 def test_not_fused_without_trainable_parameters() -> None:
