@@ -6,7 +6,7 @@ Each run is what a user types, with a wall-clock cap:
                                       alone (MiniLM's sentence embeddings, no recommendation training at all);
 - `zeroshot:PRETRAIN:CONFIG[:DATA]` -> `recsys test --config configs/recformer/CONFIG.yaml
                                        --model.pretrained_checkpoint <PRETRAIN run's last checkpoint>`
-                                      (no fine-tuning: the target catalogue is encoded by the pre-trained encoder;
+                                      (no fine-tuning: PRETRAIN@LABEL names a `--label LABEL` run; the target catalogue is encoded by the pre-trained encoder;
                                       DATA, a folder under the prepared root, replaces the config's data path).
 A fine-tuning run from a pre-training checkpoint is `fit:CONFIG` with `--extra` naming it, or the pair
 `fit:PRETRAIN` then `finetune:PRETRAIN:CONFIG`.
@@ -179,14 +179,15 @@ def _command(kind: str, parts: list[str], prepared: Path) -> tuple[list[str], st
         return [kind, "--config", str(REPO / "configs/recformer" / f"{config}.yaml")], name, None
     if kind in ("zeroshot", "finetune"):
         pretrain, config, *data = parts
-        ckpt = WORK / pretrain / "checkpoints" / "last.ckpt"
+        folder = pretrain.replace("@", "-")  # PRETRAIN@LABEL: the run `fit:PRETRAIN --label LABEL`
+        ckpt = WORK / folder / "checkpoints" / "last.ckpt"
         if not ckpt.is_file():
             raise SystemExit(f"{kind}:{':'.join(parts)} needs the run fit:{pretrain} first ({ckpt} is missing)")
         args = ["test" if kind == "zeroshot" else "fit", "--config", str(REPO / "configs/recformer" / f"{config}.yaml"),
                 "--model.pretrained_checkpoint", str(ckpt)]
         if data:
             args += ["--data.path", str(prepared / data[0])]
-        return args, f"{kind}-{pretrain}-{config}" + (f"-{data[0]}" if data else ""), None
+        return args, f"{kind}-{folder}-{config}" + (f"-{data[0]}" if data else ""), None
     raise SystemExit(f"run kind '{kind}': expected fit, test, zeroshot or finetune")
 
 
@@ -317,8 +318,10 @@ def main() -> None:
         record = run(spec, prepared, args.max_minutes, extra, args.threads, args.label)
         print(json.dumps(record), flush=True)
         # Read again: another recformer_quality.py may have stored a run meanwhile (runs side by side).
-        stored = json.loads(store.read_text())["runs"] if store.is_file() else runs
-        runs = [r for r in stored if r["run"] != record["run"]] + [record]
+        stored = json.loads(store.read_text()) if store.is_file() else {"runs": runs}
+        runs = [r for r in stored["runs"] if r["run"] != record["run"]] + [record]
+        # Kept at once: a run is an hour of CPU, and the table below still has work that can fail.
+        _write(store, json.dumps({**stored, "protocol": PROTOCOL, "texts": TEXTS, "runs": runs}, indent=2) + "\n")
     evaluated = {r["dataset"] for r in runs}
     pops = {}
     for name in sorted(evaluated):
@@ -333,12 +336,17 @@ def main() -> None:
                     f"Machine: {machine(threads=args.threads)}",
                     f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
     out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops}
-    store.parent.mkdir(parents=True, exist_ok=True)
     for path, text in ((store, json.dumps(out, indent=2) + "\n"), (store.with_suffix(".md"), md)):
-        tmp_file = path.with_suffix(path.suffix + ".tmp")
-        tmp_file.write_text(text, encoding="utf-8")
-        tmp_file.replace(path)
+        _write(path, text)
     print(md)
+
+
+def _write(path: Path, text: str) -> None:
+    """Whole or not at all: written beside, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_file = path.with_suffix(path.suffix + ".tmp")
+    tmp_file.write_text(text, encoding="utf-8")
+    tmp_file.replace(path)
 
 
 if __name__ == "__main__":
