@@ -6,7 +6,8 @@ Each run is what a user types, with a wall-clock cap:
                                       alone (MiniLM's sentence embeddings, no recommendation training at all);
 - `zeroshot:PRETRAIN:CONFIG[:DATA]` -> `recsys test --config configs/recformer/CONFIG.yaml
                                        --model.pretrained_checkpoint <PRETRAIN run's last checkpoint>`
-                                      (no fine-tuning: PRETRAIN@LABEL names a `--label LABEL` run; the target catalogue is encoded by the pre-trained encoder;
+                                      (no fine-tuning: the target catalogue is encoded by the pre-trained encoder;
+                                      PRETRAIN@LABEL names the run made with `--label LABEL`;
                                       DATA, a folder under the prepared root, replaces the config's data path).
 A fine-tuning run from a pre-training checkpoint is `fit:CONFIG` with `--extra` naming it, or the pair
 `fit:PRETRAIN` then `finetune:PRETRAIN:CONFIG`.
@@ -118,7 +119,8 @@ NOTES = [
     "That setup ships as configs/recformer/amazon-beauty-ids.yaml (2026-12-02; the text-only amazon-beauty.yaml "
     "stays for cold items and transfer). Shipped first with constant rates and 20 epochs, its run "
     "(`python benchmarks/recformer_quality.py --runs fit:amazon-beauty-ids --threads 1 --max-minutes 30`, 1 thread, "
-    "beside one other 1-thread run; the `fit:amazon-beauty-ids` row until the cosine change below replaced it) made 795 "
+    "beside one other 1-thread run; the `fit:amazon-beauty-ids` row until the cosine change below replaced it) "
+    "made 795 "
     "steps in the 30 minutes, followed the `-causal-lastitem` validation trajectory to the fourth decimal (.0158, "
     ".0298, .0361, .0344 at 174, 349, 593, 768; .0353 at 795) and tests from the same step-594 checkpoint at the "
     "same .0792 / .0465 / .0366: the seeded run is reproducible, and on 1 thread it made as many steps as the "
@@ -128,7 +130,8 @@ NOTES = [
     "other 1-thread run, 2026-12-02): about 13 steps a minute against 26 with one layer; validation NDCG@10 .0162, "
     ".0295, .0363, .0363, .0347, .0345 at steps 174, 349, 593, 768, 1,012, 1,187 (one layer: .0158, .0298, .0361, "
     ".0344 up to 768), early stopping ended it at 1,187 while the mean training loss fell from 8.28 (steps "
-    "0-174) to 5.04 (steps 875-1,049). The best checkpoint (step 594, reached after about 45 minutes) tests at .0830 / .0481 / .0376 "
+    "0-174) to 5.04 (steps 875-1,049). The best checkpoint (step 594, reached after about 45 minutes) tests at "
+    ".0830 / .0481 / .0376 "
     "(Recall@5 .0554, NDCG@5 .0392) against .0792 / .0465 / .0366 with one layer: NDCG@10 above every SASRec row "
     "here but `ce-d64-packed-neg32` (.0492), Recall@10 at 95% of `ce-d64-packed` (.0870) and 99% of `ce-d64-grouped` "
     "(.0842). The goal against our best SASRec stays NOT met. Validation peaks after about 1.4 epochs with either "
@@ -151,7 +154,8 @@ NOTES = [
     "followed the `@cos2` validation trajectory (.0157, .0289, .0360, .0369 at 174, 349, 593, 768) and tests from the "
     "step-769 checkpoint at .0840 / .0484 / .0377 (Recall@5 .0569, NDCG@5 .0397), against .0792 / .0465 / .0366 with "
     "constant rates. (The `@2layers` row's command ran the config before this change; with today's config it needs "
-    "`--model.init_args.schedule constant --trainer.max_epochs 20` added.) The new row is above our shipped SASRec config (configs/sasrec/amazon-beauty.yaml, the "
+    "`--model.init_args.schedule constant --trainer.max_epochs 20` added.) The new row is above our shipped SASRec "
+    "config (configs/sasrec/amazon-beauty.yaml, the "
     "`ce-d128-packed` row: .0827 / .0477 / .0370) on all three, but not above the best SASRec row on each metric "
     "(.0870 Recall@10 `ce-d64-packed`, .0492 NDCG@10 `ce-d64-packed-neg32`), which is how the goal is read here: NOT "
     "met. Temperature 0.1 instead of 0.05 on that config (`@t01`, `--extra --model.init_args.temperature 0.1`): "
@@ -170,7 +174,8 @@ NOTES = [
     "--model.init_args.model.init_args.pooling last_item --data.init_args.train_windows all "
     "--model.init_args.train_pairs all`, 2026-12-02): every (history, next item) pair of every 3-item window of "
     "Sports+Toys as an in-batch contrastive example, the user read at its newest item. 835 steps in the 55 minutes "
-    "(1 thread beside another run), training contrastive loss 4.78 at step 49 and between 3.90 and 4.24 from step 250 on, union "
+    "(1 thread beside another run), training contrastive loss 4.78 at step 49 and between 3.90 and 4.24 from step "
+    "250 on, union "
     "validation Recall@10 .0117 / .0113 at 300 / 600; its own union test was stopped by hand, so it has no row. "
     "Zero-shot on Beauty in the same layout (`zeroshot:pretrain-sports-toys-minilm6@causal:amazon-beauty-zeroshot"
     "@causal`, `--extra` with the layout and pooling above): .0237 / .0097 / .0055 against .0242 / .0097 / .0054 "
