@@ -1,7 +1,10 @@
 """What every benchmark prints beside its numbers: the machine it ran on, the package versions, memory.
 
 Benchmarks run as scripts (`python benchmarks/NAME.py`), so this module is imported as `common` from the
-script's own folder.
+script's own folder. Importing it also puts this checkout ahead of any installed `recsys`: the subprocesses the
+benchmarks start (`python -m recsys.cli` from the repository root) read the checkout's code, and the numbers a
+benchmark computes in its own process (popularity, rankers) must come from the same code, not from an install made
+from another clone.
 """
 
 from __future__ import annotations
@@ -9,9 +12,14 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))  # after the script's folder, before site-packages
 
 
 def cpu_name() -> str:
