@@ -22,6 +22,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(1, str(REPO))  # after the script's folder, before site-packages
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """A result file whole or not at all: written beside under a temporary name, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, or what `platform` knows elsewhere."""
     try:

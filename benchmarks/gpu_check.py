@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import cores, cpu_name, versions
+from common import cores, cpu_name, versions, write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -70,11 +70,8 @@ class Report:
 
     def add(self, name: str, result: dict[str, Any]) -> None:
         self.data["jobs"][name] = result
-        self.out.mkdir(parents=True, exist_ok=True)
         for suffix, text in (("json", json.dumps(self.data, indent=2) + "\n"), ("md", self.render(self.data))):
-            tmp = self.out / f".{self.stem}.{suffix}.tmp"
-            tmp.write_text(text)
-            tmp.replace(self.out / f"{self.stem}.{suffix}")
+            write_text_atomic(self.out / f"{self.stem}.{suffix}", text)
 
 
 def rerender(out: Path, stem: str, render: Callable[[dict[str, Any]], str]) -> None:

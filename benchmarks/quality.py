@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import cores, cpu_name, versions
+from common import REPO, cores, cpu_name, versions
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 PROTOCOL = "full ranking over all items, leave-one-out by time (test = last item), seen items kept, max length 50"
 

@@ -166,7 +166,7 @@ def main() -> None:
         row = child(case)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    from common import machine, versions
+    from common import machine, versions, write_text_atomic
 
     record = {"machine": machine(threads=args.threads), "versions": versions("torch", "transformers", "faiss-cpu"),
               "rows": rows}
@@ -193,11 +193,8 @@ def main() -> None:
         "",
     ])
     record["overhead_mib_per_million_items"] = slope
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".md", md), (".json", json.dumps(record, indent=2) + "\n")):
-        tmp = args.out.with_suffix(suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(args.out.with_suffix(suffix))
+        write_text_atomic(args.out.with_suffix(suffix), text)
     print(md)
 
 

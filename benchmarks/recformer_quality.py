@@ -38,9 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import machine, versions
+from common import REPO, machine, versions, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / "benchmarks" / ".work" / "recformer_quality"
 PROTOCOL = "full ranking over all items, leave-one-out by time (test = last item), seen items kept"
@@ -395,7 +394,7 @@ def main() -> None:
         stored = json.loads(store.read_text()) if store.is_file() else {"runs": runs}
         runs = [r for r in stored["runs"] if r["run"] != record["run"]] + [record]
         # Kept at once: a run is an hour of CPU, and the table below still has work that can fail.
-        _write(store, json.dumps({**stored, "protocol": PROTOCOL, "texts": TEXTS, "runs": runs}, indent=2) + "\n")
+        write_text_atomic(store, json.dumps({**stored, "protocol": PROTOCOL, "texts": TEXTS, "runs": runs}, indent=2) + "\n")
     evaluated = {r["dataset"] for r in runs}
     pops = {}
     for name in sorted(evaluated):
@@ -411,16 +410,8 @@ def main() -> None:
                     f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
     out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops}
     for path, text in ((store, json.dumps(out, indent=2) + "\n"), (store.with_suffix(".md"), md)):
-        _write(path, text)
+        write_text_atomic(path, text)
     print(md)
-
-
-def _write(path: Path, text: str) -> None:
-    """Whole or not at all: written beside, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = path.with_suffix(path.suffix + ".tmp")
-    tmp_file.write_text(text, encoding="utf-8")
-    tmp_file.replace(path)
 
 
 if __name__ == "__main__":

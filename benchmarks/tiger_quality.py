@@ -28,9 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import cpu_name, versions
+from common import REPO, cpu_name, versions, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 CONFIG = REPO / "configs" / "tiger" / "amazon-beauty.yaml"
 PUBLISHED = {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384}  # TIGER, Table 1
@@ -290,10 +289,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "tiger_quality.json"
     runs = [r for r in stored_runs(store) if _name(r) != _name(record)] + [record]
-    tmp = store.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    tmp.replace(store)
-    (RESULTS / "tiger_quality.md").write_text(report(runs))
+    write_text_atomic(store, json.dumps({"runs": runs}, indent=2) + "\n")
+    write_text_atomic(RESULTS / "tiger_quality.md", report(runs))
     print(report(runs))
 
 
