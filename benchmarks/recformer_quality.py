@@ -15,7 +15,9 @@ A fine-tuning run from a pre-training checkpoint is `fit:CONFIG` with `--extra` 
 Every test reports all test users and, apart, the cold ones (targets with no training interaction in the
 evaluated dataset; in a zero-shot run no item of the target catalogue was ever trained on). Popularity (training
 counts of the evaluated dataset) is computed here; SASRec rows come from benchmarks/results/quality.json when
-benchmarks/quality.py has written them. Protocol: leave-one-out by time, full ranking over all items, seen items kept.
+benchmarks/quality.py has written them. Protocol: leave-one-out by time, full ranking over all items, seen items kept;
+a run with `--extra --model.init_args.exclude_seen true` ranks without each user's history items, and its dataset
+then gets popularity and SASRec rows under that protocol too, so `x popularity` compares like with like.
 
     OMP_NUM_THREADS=2 python benchmarks/recformer_quality.py \\
         --runs fit:amazon-beauty,fit:pretrain-sports-toys,zeroshot:pretrain-sports-toys:amazon-beauty --max-minutes 60
@@ -298,8 +300,8 @@ def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads
     }
 
 
-def popularity(dataset_path: Path) -> dict[str, Any]:
-    """Popularity's test metrics on a prepared dataset, all users and cold targets apart."""
+def popularity(dataset_path: Path, exclude_seen: bool = False) -> dict[str, Any]:
+    """Popularity's test metrics on a prepared dataset, all users and cold targets apart, under one protocol."""
     import numpy as np
     import torch
 
@@ -309,7 +311,7 @@ def popularity(dataset_path: Path) -> dict[str, Any]:
     data = SequenceDataModule(str(dataset_path), eval_batch_size=4096)
     data.setup()
     counts = data.item_popularity()
-    evaluator = Evaluator(data.n_items, ks=[10])
+    evaluator = Evaluator(data.n_items, ks=[10], exclude_seen=exclude_seen)
     model = PopularityModel(counts)
     metrics, cold = evaluator.metric(), evaluator.metric()
     evaluator.prepare(model, data.split.test)
@@ -326,34 +328,61 @@ def popularity(dataset_path: Path) -> dict[str, Any]:
             "metrics": cold_values}, "cold_share": float(np.mean(counts[data.split.test.targets] == 0))}
 
 
+def seen_excluded(protocol: str) -> bool:
+    """Whether a stored test protocol dropped each user's history items from the ranking."""
+    return "seen items excluded" in protocol
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _times_popularity(m: dict[str, float], pop: dict[str, Any] | None) -> str:
+    """Recall@10 and NDCG@10 as multiples of popularity's under the same protocol (the zero-shot goal is 2x)."""
+    if not pop or not pop["metrics"]["recall@10"] or not pop["metrics"]["ndcg@10"]:
+        return "-"
+    p = pop["metrics"]
+    return f"{m['recall@10'] / p['recall@10']:.2f} / {m['ndcg@10'] / p['ndcg@10']:.2f}"
+
+
 def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: list[dict[str, Any]]) -> str:
+    """pops maps 'DATASET' (seen kept) and 'DATASET, seen excluded' to popularity under that protocol."""
     lines = [
-        f"Protocol: {PROTOCOL}; Recall@10, NDCG@10, MRR@10; `cold` = test users whose target has no training "
-        f"interaction in that dataset. Item texts: {TEXTS}.",
+        f"Protocol: {PROTOCOL}; rows marked `seen excluded` drop each user's history items from the ranking "
+        "(popularity and SASRec have a row under that protocol too); Recall@10, NDCG@10, MRR@10; `x popularity` = "
+        "Recall@10 / NDCG@10 over popularity's under the row's protocol; `cold` = test users whose target has no "
+        f"training interaction in that dataset. Item texts: {TEXTS}.",
         "",
-        "| dataset | model | run | Recall@10 | NDCG@10 | MRR@10 | cold users | cold Recall@10 | cold NDCG@10 | time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | model | run | Recall@10 | NDCG@10 | MRR@10 | x popularity | cold users | cold Recall@10 | "
+        "cold NDCG@10 | time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for dataset in dict.fromkeys([r["dataset"] for r in runs] + list(pops)):
-        pop = pops.get(dataset)
-        if pop:
-            m, c = pop["metrics"], pop["cold"]
-            lines.append(f"| {dataset} | popularity | training counts | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
-                         f"{_fmt(m['mrr@10'])} | {c['n_users']} | {_fmt(c['metrics']['recall@10'])} | "
-                         f"{_fmt(c['metrics']['ndcg@10'])} | - |")
+    datasets = dict.fromkeys([r["dataset"] for r in runs] + [k.split(",")[0] for k in pops])
+    for dataset in datasets:
+        for key, label in ((dataset, "training counts"), (f"{dataset}, seen excluded", "training counts, seen excluded")):
+            pop = pops.get(key)
+            if pop:
+                m, c = pop["metrics"], pop["cold"]
+                lines.append(f"| {dataset} | popularity | {label} | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
+                             f"{_fmt(m['mrr@10'])} | 1.00 / 1.00 | {c['n_users']} | "
+                             f"{_fmt(c['metrics']['recall@10'])} | {_fmt(c['metrics']['ndcg@10'])} | - |")
         for r in (r for r in sasrec if r["dataset"] == dataset):
             m = r["metrics"]
-            lines.append(f"| {dataset} | SASRec (benchmarks/quality.py, {r.get('label', 'config')}) | fit | "
-                         f"{_fmt(m.get('recall@10'))} | {_fmt(m.get('ndcg@10'))} | {_fmt(m.get('mrr@10'))} | - | - | - | "
-                         f"{r.get('seconds', 0) / 60:.0f} min |")
+            excluded = seen_excluded(r.get("protocol", ""))
+            label = r.get("label", "config")
+            if excluded and "seen excluded" not in label:
+                label += ", seen excluded"
+            pop = pops.get(f"{dataset}, seen excluded" if excluded else dataset)
+            lines.append(f"| {dataset} | SASRec (benchmarks/quality.py, {label}) | fit | "
+                         f"{_fmt(m.get('recall@10'))} | {_fmt(m.get('ndcg@10'))} | {_fmt(m.get('mrr@10'))} | "
+                         f"{_times_popularity(m, pop)} | - | - | - | {r.get('seconds', 0) / 60:.0f} min |")
         for r in (r for r in runs if r["dataset"] == dataset):
             m, c = r["metrics"], r.get("cold") or {"n_users": 0, "metrics": {}}
-            lines.append(f"| {dataset} | Recformer | `{r['run']}` | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
-                         f"{_fmt(m['mrr@10'])} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
+            excluded = seen_excluded(r["protocol"])
+            pop = pops.get(f"{dataset}, seen excluded" if excluded else dataset)
+            lines.append(f"| {dataset} | Recformer | `{r['run']}`{', seen excluded' if excluded else ''} | "
+                         f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
+                         f"{_times_popularity(m, pop)} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
                          f"{_fmt(c['metrics'].get('ndcg@10'))} | {r['seconds'] / 60:.1f} min |")
     lines += ["", "Published Recformer (Amazon 2018 with titles, other splits: context only, not like-for-like):"]
     lines += [f"- {name}: Recall@10 {r10:.4f}, NDCG@10 {n10:.4f}" for name, r10, n10 in PUBLISHED]
@@ -396,15 +425,19 @@ def main() -> None:
         # Kept at once: a run is an hour of CPU, and the table below still has work that can fail.
         write_text_atomic(store, json.dumps({**stored, "protocol": PROTOCOL, "texts": TEXTS, "runs": runs}, indent=2) + "\n")
     evaluated = {r["dataset"] for r in runs}
+    # Datasets with a Recformer row under the seen-excluded protocol get popularity and SASRec rows under it too.
+    excluded = {r["dataset"] for r in runs if seen_excluded(r["protocol"])}
     pops = {}
     for name in sorted(evaluated):
         folder = prepared / name
         if (folder / "meta.json").is_file():
             pops[name] = popularity(folder)
+            if name in excluded:
+                pops[f"{name}, seen excluded"] = popularity(folder, exclude_seen=True)
     quality = RESULTS / "quality.json"
     sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
               if r.get("model") == "sasrec" and r.get("dataset") in evaluated
-              and "seen items kept" in r.get("protocol", "")]  # this table's protocol
+              and (not seen_excluded(r.get("protocol", "")) or r["dataset"] in excluded)]
     md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec), "",
                     f"Machine: {machine(threads=args.threads)}",
                     f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
