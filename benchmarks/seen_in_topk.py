@@ -9,6 +9,9 @@ prints how often the item read at a position is that position's top-1 and how of
 tell a model that ranks the item just read first only at test time from one that does so on its training data.
 
     python benchmarks/seen_in_topk.py CHECKPOINT --data prepared/amazon-beauty [--k 10] [--train-windows 10000]
+    python benchmarks/seen_in_topk.py --text-config configs/recformer/amazon-beauty-zeroshot.yaml \
+        --data prepared/amazon-beauty --max-len 3     # a Recformer as its config builds it, with no checkpoint
+                                                      # (zero-shot from the backbone alone)
 """
 
 from __future__ import annotations
@@ -25,11 +28,33 @@ from recsys.eval.seen import SeenItems
 from recsys.scoring.checkpoint import load_model
 
 
-def seen_in_topk(checkpoint: Path, data_path: Path, k: int, max_len: int, threads: int) -> dict[str, float]:
+def text_model_from_config(config: Path, data: SequenceDataModule) -> torch.nn.Module:
+    """The Recformer a `recsys` config's model block builds, untrained, with `data`'s catalogue encoded."""
+    from omegaconf import OmegaConf
+
+    from recsys.models import Recformer
+
+    block = OmegaConf.select(OmegaConf.load(config), "model.init_args.model")
+    if block is None or block.get("class_path") != "recsys.models.Recformer":
+        raise SystemExit(f"{config}: expected model.init_args.model with class_path recsys.models.Recformer")
+    model = Recformer(n_items=data.n_items, **OmegaConf.to_container(block.get("init_args", {}), resolve=True))
+    model.prepare_catalogue(data.dataset)
+    model.eval()
+    with torch.inference_mode():
+        model.refresh_item_table(progress=False)
+    return model
+
+
+def seen_in_topk(checkpoint: Path | None, data_path: Path, k: int, max_len: int, threads: int,
+                 text_config: Path | None = None) -> dict[str, float]:
+    """`checkpoint`, or without one the untrained Recformer that `text_config` builds."""
     torch.set_num_threads(threads)
     data = SequenceDataModule(str(data_path), max_len=max_len, batch_size=128, eval_batch_size=1024)
     data.setup("test")
-    model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
+    if checkpoint is None:
+        model = text_model_from_config(text_config, data)
+    else:
+        model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
     split = data.eval_split("test")
     ranker = ItemRanker(model.item_embeddings().detach(), threads=threads)  # the evaluator's exact faiss search
     seen_per_list, last_first, any_seen = [], [], []
@@ -86,7 +111,10 @@ def read_item_in_training(checkpoint: Path, data_path: Path, max_len: int, windo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="a retrieval model's `recsys fit` checkpoint (e.g. best-*.ckpt)")
+    parser.add_argument("checkpoint", type=Path, nargs="?",
+                        help="a retrieval model's `recsys fit` checkpoint (e.g. best-*.ckpt)")
+    parser.add_argument("--text-config", type=Path,
+                        help="instead of a checkpoint: a Recformer config whose model is built untrained")
     parser.add_argument("--data", type=Path, required=True, help="the prepared dataset it was trained on")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--max-len", type=int, default=50, help="history window, as in training")
@@ -95,10 +123,14 @@ def main() -> None:
                         help="also count, over this many training windows, how often the item read at a position "
                              "is its top-1 (0: test users only)")
     args = parser.parse_args()
-    if not args.checkpoint.is_file():
+    if (args.checkpoint is None) == (args.text_config is None):
+        raise SystemExit("give a checkpoint or --text-config, not both")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint")
-    result = seen_in_topk(args.checkpoint, args.data, args.k, args.max_len, args.threads)
-    print(f"{args.checkpoint} on {args.data} (test users, seen items kept):")
+    if args.text_config is not None and args.train_windows > 0:
+        raise SystemExit("--train-windows reads a checkpoint; it does not apply to --text-config")
+    result = seen_in_topk(args.checkpoint, args.data, args.k, args.max_len, args.threads, args.text_config)
+    print(f"{args.checkpoint or args.text_config} on {args.data} (test users, seen items kept):")
     for name, value in result.items():
         print(f"  {name}: {value:,.0f}" if name == "users" else f"  {name}: {value:.3f}")
     if args.train_windows > 0:

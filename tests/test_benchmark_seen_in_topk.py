@@ -87,3 +87,21 @@ def test_read_item_counts_stop_at_the_window_limit(benchmark_script, prepared_sy
     result = benchmark_script("seen_in_topk").read_item_in_training(
         checkpoint, prepared_synthetic, max_len=20, windows=70, threads=1, batch_size=32)
     assert result["training windows"] == 70
+
+
+def test_a_text_config_builds_its_untrained_recformer_and_counts(benchmark_script, prepared_synthetic: Path) -> None:
+    script = benchmark_script("seen_in_topk")
+    config = Path(__file__).resolve().parents[1] / "configs" / "recformer" / "synthetic.yaml"
+    data = SequenceDataModule(str(prepared_synthetic), max_len=10)
+    data.setup("test")
+
+    torch.manual_seed(0)
+    model = script.text_model_from_config(config, data)
+    torch.manual_seed(0)
+    result = script.seen_in_topk(None, prepared_synthetic, k=5, max_len=10, threads=1, text_config=config)
+
+    assert model.max_items == 10  # ${data.init_args.max_len} resolved from the same file
+    assert model.item_embeddings().shape[0] == data.n_items + 1  # the catalogue is encoded, padding row included
+    assert result["users"] == len(data.eval_split("test"))
+    assert 0 <= result["history items per top-5"] <= 5
+    assert 0 <= result["any history item in top-5"] <= 1
