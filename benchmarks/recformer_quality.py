@@ -373,6 +373,11 @@ def seen_excluded(protocol: str) -> bool:
     return "seen items excluded" in protocol
 
 
+def popularity_key(dataset: str, excluded: bool) -> str:
+    """The key of popularity's metrics for a dataset under one protocol (also the JSON's `popularity` keys)."""
+    return f"{dataset}, seen excluded" if excluded else dataset
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -397,10 +402,10 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
         "cold NDCG@10 | time |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    datasets = dict.fromkeys([r["dataset"] for r in runs] + [k.split(",")[0] for k in pops])
+    datasets = dict.fromkeys([r["dataset"] for r in runs] + [p["dataset"] for p in pops.values()])
     for dataset in datasets:
-        for key, label in ((dataset, "training counts"), (f"{dataset}, seen excluded", "training counts, seen excluded")):
-            pop = pops.get(key)
+        for excluded, label in ((False, "training counts"), (True, "training counts, seen excluded")):
+            pop = pops.get(popularity_key(dataset, excluded))
             if pop:
                 m, c = pop["metrics"], pop["cold"]
                 lines.append(f"| {dataset} | popularity | {label} | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
@@ -412,14 +417,14 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
             label = r.get("label", "config")
             if excluded and "seen excluded" not in label:
                 label += ", seen excluded"
-            pop = pops.get(f"{dataset}, seen excluded" if excluded else dataset)
+            pop = pops.get(popularity_key(dataset, excluded))
             lines.append(f"| {dataset} | SASRec (benchmarks/quality.py, {label}) | fit | "
                          f"{_fmt(m.get('recall@10'))} | {_fmt(m.get('ndcg@10'))} | {_fmt(m.get('mrr@10'))} | "
                          f"{_times_popularity(m, pop)} | - | - | - | {r.get('seconds', 0) / 60:.0f} min |")
         for r in (r for r in runs if r["dataset"] == dataset):
             m, c = r["metrics"], r.get("cold") or {"n_users": 0, "metrics": {}}
             excluded = seen_excluded(r["protocol"])
-            pop = pops.get(f"{dataset}, seen excluded" if excluded else dataset)
+            pop = pops.get(popularity_key(dataset, excluded))
             lines.append(f"| {dataset} | Recformer | `{r['run']}`{', seen excluded' if excluded else ''} | "
                          f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
                          f"{_times_popularity(m, pop)} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
@@ -471,9 +476,9 @@ def main() -> None:
     for name in sorted(evaluated):
         folder = prepared / name
         if (folder / "meta.json").is_file():
-            pops[name] = popularity(folder)
+            pops[popularity_key(name, False)] = popularity(folder)
             if name in excluded:
-                pops[f"{name}, seen excluded"] = popularity(folder, exclude_seen=True)
+                pops[popularity_key(name, True)] = popularity(folder, exclude_seen=True)
     quality = RESULTS / "quality.json"
     sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
               if r.get("model") == "sasrec" and r.get("dataset") in evaluated

@@ -13,7 +13,8 @@ def _metrics(recall: float, ndcg: float) -> dict[str, float]:
 
 
 def _popularity(recall: float, ndcg: float) -> dict:
-    return {"metrics": _metrics(recall, ndcg), "cold": {"n_users": 0, "metrics": {"recall@10": None, "ndcg@10": None}}}
+    return {"dataset": "toy", "metrics": _metrics(recall, ndcg),
+            "cold": {"n_users": 0, "metrics": {"recall@10": None, "ndcg@10": None}}}
 
 
 def _run(name: str, protocol: str, recall: float, ndcg: float) -> dict:
