@@ -30,6 +30,14 @@ def write_text_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def max_time(minutes: float) -> str:
+    """A wall-clock cap in minutes as Lightning's `trainer.max_time` (DD:HH:MM:SS, each field two digits:
+    "00:00:135:00" is refused)."""
+    hours, rest = divmod(round(minutes * 60), 3600)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, or what `platform` knows elsewhere."""
     try:

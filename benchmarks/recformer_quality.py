@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, machine, versions, write_text_atomic
+from common import REPO, machine, max_time, versions, write_text_atomic
 
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / "benchmarks" / ".work" / "recformer_quality"
@@ -314,11 +314,10 @@ def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads
     root = WORK / name
     if root.exists():
         shutil.rmtree(root)
-    hours, minutes = divmod(int(max_minutes), 60)
     command = [sys.executable, "-m", "recsys.cli", *args, "--trainer.default_root_dir", str(root),
                "--experiment", name, "--trainer.enable_progress_bar", "false", *extra]
     if args[0] == "fit":
-        command += ["--trainer.max_time", f"00:{hours:02d}:{minutes:02d}:00"]
+        command += ["--trainer.max_time", max_time(int(max_minutes))]
     root.mkdir(parents=True, exist_ok=True)
     log = root / "run.log"
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "RECSYS_PREPARED": str(prepared), "PYTHONWARNINGS": "ignore"}

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, cpu_name, versions, write_text_atomic
+from common import REPO, cpu_name, max_time, versions, write_text_atomic
 
 RESULTS = REPO / "benchmarks" / "results"
 CONFIG = REPO / "configs" / "tiger" / "amazon-beauty.yaml"
@@ -250,7 +250,7 @@ def main() -> None:
             shutil.rmtree(run)
         fit_seconds = _recsys(
             ["fit", *common, "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(args.epochs),
-             "--trainer.max_time", f"00:00:{args.max_minutes}:00", "--test_after_fit", "false"], args.work / "fit.log")
+             "--trainer.max_time", max_time(args.max_minutes), "--test_after_fit", "false"], args.work / "fit.log")
         (args.work / "fit_seconds.json").write_text(json.dumps({
             "fit_seconds": fit_seconds, "cap_minutes": args.max_minutes, "max_epochs": args.epochs,
             "load_1m_start": load_start, "command": "python benchmarks/tiger_quality.py " + " ".join(sys.argv[1:])}))
