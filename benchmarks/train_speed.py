@@ -329,7 +329,8 @@ def _device_name(accelerator: str) -> str:
 
 
 def worker_probe(args: argparse.Namespace) -> dict[str, Any]:
-    """ms per training step (forward, loss, backward, Adam) of recsys at --threads, outside Lightning."""
+    """ms per training step (forward, loss, backward, Adam) of recsys at --threads and --precision, outside
+    Lightning."""
     import torch
 
     torch.manual_seed(args.seed)
@@ -342,12 +343,15 @@ def worker_probe(args: argparse.Namespace) -> dict[str, Any]:
         if len(batches) == args.probe_steps + 3:
             break
     times = []
+    # bf16-mixed is Lightning's CPU autocast around the training step (forward and loss).
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
         extra = (batch["segments"], batch["positions"]) if "segments" in batch else ()
-        hidden = model(batch["item_seq"], *extra)
-        mask = batch["targets"] > 0
-        value = loss(hidden[mask], batch["targets"][mask], model.item_embeddings())
+        with autocast:
+            hidden = model(batch["item_seq"], *extra)
+            mask = batch["targets"] > 0
+            value = loss(hidden[mask], batch["targets"][mask], model.item_embeddings())
         optimizer.zero_grad()
         value.backward()
         optimizer.step()
