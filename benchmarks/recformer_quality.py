@@ -45,7 +45,8 @@ from common import REPO, machine, max_time, versions, write_text_atomic
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / "benchmarks" / ".work" / "recformer_quality"
 PROTOCOL = "full ranking over all items, leave-one-out by time (test = last item), seen items kept"
-TEXTS = "offline Amazon item texts are brand + categories only (no titles, no descriptions)"
+TEXTS = ("offline Amazon item texts are Beauty's brand + categories only (no titles, no descriptions) and "
+         "anonymised attribute ids for Sports and Toys (`attributes: a399 a2 a220 a262`, no words)")
 # Published Recformer rows (Amazon 2018 Scientific / Instruments, other texts and splits: context, not like-for-like).
 PUBLISHED = [("Recformer paper, Amazon 2018 Scientific", 0.1448, 0.1027),
              ("Recformer paper, Amazon 2018 Instruments", 0.1052, 0.0830)]  # (name, Recall@10, NDCG@10)
@@ -280,6 +281,21 @@ NOTES = [
     ".0055, 2.02x popularity's Recall@10 and 1.70x its NDCG@10 under that protocol (MiniLM alone, seen excluded, "
     "`test:amazon-beauty-zeroshot@toys-exclseen`: .0084 / .0038, below popularity). Twice popularity on both "
     "metrics holds for Sports+Toys -> Beauty with seen items excluded only; into Toys NDCG@10 stays below.",
+    "A faster rate for the per-item tables (`fit:amazon-beauty-ids@idlr3e-3`: the shipped config with `--extra "
+    "--model.init_args.item_id_lr 0.003` instead of 0.001, `--max-minutes 30`, 1 thread beside a TIGER run, "
+    "2026-12-03): validation NDCG@10 .0188, .0265, .0346, .0350 at steps 174, 349, 593, 713 (the cap stopped it at "
+    "step 714 of 838) against .0157, .0289, .0360, .0369 for the shipped config, so validation does not prefer it; "
+    "its step-714 checkpoint tests at .0808 / .0499 / .0404 (Recall@5 .0588, NDCG@5 .0428): NDCG@10 and MRR@10 "
+    "above every SASRec row here (best .0492 and .0391, `ce-d64-packed-neg32`), Recall@10 further below "
+    "`ce-d64-packed`'s .0870 than the shipped config's .0840. Not adopted (chosen on validation); the goal, read "
+    "against the best SASRec row on each metric, stays NOT met.",
+    "Fine-tuned on Toys (`fit:amazon-toys-ids`: `python benchmarks/recformer_quality.py --runs fit:amazon-toys-ids "
+    "--threads 1 --max-minutes 30`, configs/recformer/amazon-toys-ids.yaml, the Beauty recipe on Toys, 1 thread "
+    "beside a TIGER run, 2026-12-03): both epochs in 23 minutes, validation NDCG@10 .0206, .0321, .0428, .0455 at "
+    "steps 174, 349, 534, 709, tested from step 710: .0783 / .0465 / .0367 (Recall@5 .0560, NDCG@5 .0393), "
+    "8.8x / 9.5x popularity, below our SASRec on Toys (shipped `ce-d128-packed` .0881 / .0526 / .0417, "
+    "`ce-d64-packed` .0916 Recall@10). Toys' item texts here are anonymised attribute ids (`attributes: a399 a2 "
+    "a220 a262`), no words for MiniLM to read, where Beauty's name brands and categories.",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
