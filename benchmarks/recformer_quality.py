@@ -296,6 +296,13 @@ NOTES = [
     "8.8x / 9.5x popularity, below our SASRec on Toys (shipped `ce-d128-packed` .0881 / .0526 / .0417, "
     "`ce-d64-packed` .0916 Recall@10). Toys' item texts here are anonymised attribute ids (`attributes: a399 a2 "
     "a220 a262`), no words for MiniLM to read, where Beauty's name brands and categories.",
+    "Fine-tuned on Sports (`fit:amazon-sports-ids`: `--runs fit:amazon-sports-ids --threads 1 --max-minutes 45`, "
+    "configs/recformer/amazon-sports-ids.yaml, same recipe and texts of the same kind, 1 thread beside a TIGER run, "
+    "2026-12-03): both epochs (996 steps) within the cap, validation NDCG@10 .0084, .0134, .0194, .0285, .0296, "
+    ".0294 at steps 174, 349, 524, 810, 985, 996, tested from step 986 on all 35,598 users: .0455 / .0264 / .0206 "
+    "(Recall@5 .0308, NDCG@5 .0216), 51 minutes with the test. Against our SASRec on Sports: above the shipped "
+    "`ce-d128-packed` on NDCG@10 and MRR@10 (.0261, .0196) and below it on Recall@10 (.0475); below the best "
+    "SASRec row on each metric (.0485 Recall@10 `ce-d64-packed`, .0268 NDCG@10 and .0210 MRR@10 `ce-d256-1l1h-bf16`).",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",

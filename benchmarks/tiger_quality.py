@@ -337,6 +337,14 @@ NOTES = [
     "row. The first attempt at this run stopped on its first step: since the fused AdamW (8e4ef1a) Lightning's "
     "mixed-precision plugin refused gradient clipping under bf16-mixed, which every TIGER config combines; the "
     "optimiser is no longer fused there (recsys/tasks/optim.py `can_fuse`, tested with a bf16-mixed fit that clips).",
+    "- A longer cap does not move it on this machine: `amazon-beauty-collab-b1024 (b1024-125min)` is the shipped "
+    "`configs/tiger/amazon-beauty-collab-b1024.yaml` (the `b1024-lr5e-4` recipe) under a 125-minute cap (1 thread, "
+    "2026-12-03, beside one or two other 1-thread jobs, so about 22 steps a minute against 27.6 before). Its "
+    "validation repeats the 90-minute run's to four decimals through step 2,321 (the seeded run is deterministic), "
+    "then gives .0196 at step 2,579 and .0190 at 2,763, where the cap stopped it in epoch 22; the best checkpoint "
+    "is again step 2,322 and the test repeats .0386 / .0234 / .0685 / .0331. Validation has stayed between "
+    ".0166 and .0209 since step 1,547, so more of the same training is not what closes the gap to the paper's NDCG "
+    "(the H200 rows reached .0350 NDCG@10 with the paper-sized model).",
     "- The item texts of this Beauty version (S3-Rec) hold brand and categories only, no titles: 12,101 items "
     "have 3,103 distinct texts and up to 201 items share one text (benchmarks/results/semantic_ids.md). Items "
     "with one text get one code tuple, so the collision digit (201 values) is what tells them apart and the "
