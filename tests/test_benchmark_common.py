@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,13 +25,13 @@ def test_the_checkout_wins_over_another_recsys_on_the_path(tmp_path: Path) -> No
     assert Path(shown) == REPO / "recsys" / "__init__.py"
 
 
-def test_max_time_is_a_duration_lightning_accepts_past_an_hour() -> None:
+def test_max_time_is_a_duration_lightning_accepts_past_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
     """Caps of 100 minutes and more once went out as "00:00:135:00", which Lightning refuses."""
     from datetime import timedelta
 
     from pytorch_lightning.callbacks import Timer
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from common import max_time
 
     for minutes in (0.5, 30, 90, 135, 1500):
