@@ -70,10 +70,13 @@ RESULTS = HERE / "results"
 # --own-machine measure their own instead (`matmul_peak_gflops`).
 PEAK_FP32_GFLOPS = 90.0
 # RecBole's training epoch on that machine when quiet, from ../shared/BENCHMARKS.md (RecBole 1.2.1, these
-# hyperparameters; its thread count is not stated there): this benchmark's own RecBole runs there shared the
-# cores with other jobs, so the goal is judged against the quiet time too (the larger of the two ratios). On any
-# other processor these times mean nothing: --own-machine drops them and RecBole's own measured time is the bar.
+# hyperparameters; its thread count is not stated there): where this benchmark's own RecBole run shared the
+# cores with other jobs (as its first runs there did), the goal is judged against the quiet time too (the larger
+# of the two ratios). On any other processor these times mean nothing: --own-machine drops them and RecBole's own
+# measured time is the bar.
 QUIET_RECBOLE_EPOCH_S = {("ml-100k", "SASRec"): 125.8, ("ml-100k", "BERT4Rec"): 135.2}
+# A RecBole run that ended at this 1-minute load average or below ran alone: its own time is then the bar.
+QUIET_LOAD = 1.2
 DATASETS = ("ml-100k", "amazon-beauty")
 MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 DEFAULT_RECBOLE_EPOCHS = "ml-100k=3,amazon-beauty=2"
@@ -422,6 +425,16 @@ def _variants(pair: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return runs + [(pair[key].get("label", key), pair[key]) for key in sorted(pair) if key.startswith("recsys_")]
 
 
+def judged_ratio(recbole: dict[str, Any], ratio: float, quiet_ratio: float | None) -> float:
+    """The ratio the goal is judged on: against RecBole's time in this run when that run had the cores to itself
+    (1-minute load average at most QUIET_LOAD when it ended; its one training thread alone gives 1.0 here), else
+    the larger of that and the ratio to the quiet reference, which exists to correct RecBole runs slowed by load."""
+    load = recbole.get("load_average_after")
+    if load and load[0] <= QUIET_LOAD:
+        return ratio
+    return max(ratio, quiet_ratio or 0.0)
+
+
 def _load(run: dict[str, Any]) -> str:
     load = run.get("load_average_after")
     return f"{load[0]:.2f}" if load else "-"
@@ -476,7 +489,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         "| dataset | model | RecBole best val NDCG@10 (epoch) | RecBole time to best, s | recsys run | recsys val "
         "NDCG@10 reached | recsys time to reach, s (epochs) | ratio | RecBole quiet time to best, s | ratio to quiet | "
-        "goal (<= 0.10 against the larger ratio) |",
+        "goal (<= 0.10: against the ratio where RecBole's run was quiet, else the larger ratio) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in report["runs"]:
@@ -498,7 +511,7 @@ def render(report: dict[str, Any]) -> str:
           quiet_ratio = None if quiet is None else seconds / quiet
           bound = "" if ours["reached"] else "> "  # a run that never reached the target only bounds the ratio
           quiet_cells = "- | -" if quiet is None else f"{quiet:.1f} | {bound}{quiet_ratio:.3f}"
-          met = ours["reached"] and max(ratio, quiet_ratio or 0.0) <= 0.10
+          met = ours["reached"] and judged_ratio(rb, ratio, quiet_ratio) <= 0.10
           if ours["reached"]:
               reached = ours["epochs"][ours["epochs_to_target"] - 1]["valid_ndcg@10"]
               cells = f" {reached:.4f} | {seconds:.1f} ({ours['epochs_to_target']}) | {ratio:.3f}"
