@@ -119,3 +119,27 @@ def test_limited_evaluation_keeps_the_first_users_in_split_order(prepared_synthe
     assert sorted(val_rows) == list(range(3 * 64))  # what Lightning's limit took before the sorting, reordered
     test_rows = [int(r) for b in data.test_dataloader() for r in b["row"]]
     assert sorted(test_rows) == list(range(int(16 * 0.5) * 64))  # 1,000 users = 16 batches of 64
+
+
+def test_val_users_validates_a_seeded_random_sample_and_leaves_the_test_whole(prepared_synthetic: Path) -> None:
+    from types import SimpleNamespace
+
+    from recsys.data import SequenceDataModule
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=20, eval_batch_size=64, val_users=200, seed=3)
+    data.trainer = SimpleNamespace(world_size=1, global_rank=0, limit_val_batches=None, limit_test_batches=None)
+    first = [int(r) for b in data.val_dataloader() for r in b["row"]]
+    again = [int(r) for b in data.val_dataloader() for r in b["row"]]
+    assert len(set(first)) == 200 and first == again  # the same users every validation pass
+    assert max(first) > 500 and sorted(first) != list(range(200))  # drawn from the whole split, not its head
+    other = SequenceDataModule(str(prepared_synthetic), max_len=20, eval_batch_size=64, val_users=200, seed=4)
+    other.trainer = data.trainer
+    assert sorted(first) != sorted(int(r) for b in other.val_dataloader() for r in b["row"])
+    assert sorted(int(r) for b in data.test_dataloader() for r in b["row"]) == list(range(len(data.split.test)))
+    shards = []
+    for rank in (0, 1):  # two ranks split the same sample between them, no user twice
+        data.trainer = SimpleNamespace(world_size=2, global_rank=rank, limit_val_batches=None)
+        shards.append([int(r) for b in data.val_dataloader() for r in b["row"]])
+    assert sorted(shards[0] + shards[1]) == sorted(first)
+    with pytest.raises(ValueError, match="val_users=0"):
+        SequenceDataModule(str(prepared_synthetic), val_users=0)

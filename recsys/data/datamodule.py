@@ -49,6 +49,11 @@ class SequenceDataModule(pl.LightningDataModule):
             hold 6 items on average). Training batches only; evaluation is unchanged.
         num_workers: DataLoader worker processes (batches are built with array ops; 0 is usually fastest).
         seed: seeds shuffling and masking.
+        val_users: validate on this many users drawn at random (seeded by `seed`, the same users every pass)
+            instead of all of them: a cheaper validation that still stands for the split. The trainer's
+            `limit_val_batches` keeps the first users in split order instead, which need not: on Amazon Beauty
+            the first 5,120 have longer histories (8.9 items against 6.9) and half the NDCG@10 of all users
+            under the same Recformer. The test always uses every user.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class SequenceDataModule(pl.LightningDataModule):
         packed: bool = False,
         num_workers: int = 0,
         seed: int = 0,
+        val_users: int | None = None,
     ) -> None:
         super().__init__()
         self.path = path
@@ -83,6 +89,9 @@ class SequenceDataModule(pl.LightningDataModule):
         self.packed = packed
         self.num_workers = num_workers
         self.seed = seed
+        if val_users is not None and val_users < 1:
+            raise ValueError(f"val_users={val_users}: expected a positive number of users, or null for all")
+        self.val_users = val_users
         self._dataset: PreparedDataset | None = None
         self._split: LeaveOneOut | None = None
         self._train_loader: ResumableLoader | None = None
@@ -181,15 +190,19 @@ class SequenceDataModule(pl.LightningDataModule):
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
 
-    def _eval_loader(self, split: EvalSplit, limit: int | float | None = None, by_length: bool = True) -> DataLoader:
+    def _eval_loader(self, split: EvalSplit, limit: int | float | None = None, by_length: bool = True,
+                     users: int | None = None) -> DataLoader:
         """This rank's share of `split`. With `by_length` (validation, test) rows go shortest history first, so
         each batch, trimmed to its longest row, carries little padding: metrics are per-user averages and do not
         depend on the order, and on Amazon data (histories of 7 against windows of 50) encoding the users was
         most of a validation pass. Under the trainer's `limit_{val,test}_batches` (`limit`) the evaluated users
         stay the first ones in split order, as without the sorting; only their order changes. `recsys predict`
-        keeps the split's order."""
+        keeps the split's order. `users` draws that many rows at random (seeded) before the ranks share them."""
         world, rank = self._world()
-        rows = np.arange(rank, len(split), world)
+        rows = np.arange(len(split))
+        if users is not None and users < len(split):
+            rows = np.sort(np.random.default_rng(self.seed).choice(len(split), users, replace=False))
+        rows = rows[rank::world]
         if limit is not None:
             batches = -(-rows.size // self.eval_batch_size)
             kept = min(limit, batches) if isinstance(limit, int) else max(int(batches * limit), 1 if limit > 0 else 0)
@@ -206,7 +219,7 @@ class SequenceDataModule(pl.LightningDataModule):
         return None if trainer is None else getattr(trainer, f"limit_{name}_batches", None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.valid, self._limit("val"))
+        return self._eval_loader(self.split.valid, self._limit("val"), users=self.val_users)
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader(self.split.test, self._limit("test"))
