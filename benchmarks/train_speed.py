@@ -75,7 +75,7 @@ PEAK_FP32_GFLOPS = 90.0
 # of the two ratios). On any other processor these times mean nothing: --own-machine drops them and RecBole's own
 # measured time is the bar.
 QUIET_RECBOLE_EPOCH_S = {("ml-100k", "SASRec"): 125.8, ("ml-100k", "BERT4Rec"): 135.2}
-# A RecBole run that ended at this 1-minute load average or below ran alone: its own time is then the bar.
+# A RecBole run that ended at these 1- and 5-minute load averages or below ran alone: its own time is the bar.
 QUIET_LOAD = 1.2
 DATASETS = ("ml-100k", "amazon-beauty")
 MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
@@ -427,10 +427,11 @@ def _variants(pair: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def judged_ratio(recbole: dict[str, Any], ratio: float, quiet_ratio: float | None) -> float:
     """The ratio the goal is judged on: against RecBole's time in this run when that run had the cores to itself
-    (1-minute load average at most QUIET_LOAD when it ended; its one training thread alone gives 1.0 here), else
-    the larger of that and the ratio to the quiet reference, which exists to correct RecBole runs slowed by load."""
+    (1- and 5-minute load averages at most QUIET_LOAD when it ended; its one training thread alone gives 1.0
+    here), else the larger of that and the ratio to the quiet reference, which exists to correct RecBole runs
+    slowed by load. Beauty's SASRec run ended at 1.05 but 2.67 over 5 minutes: not quiet."""
     load = recbole.get("load_average_after")
-    if load and load[0] <= QUIET_LOAD:
+    if load and max(load[:2]) <= QUIET_LOAD:
         return ratio
     return max(ratio, quiet_ratio or 0.0)
 

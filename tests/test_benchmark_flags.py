@@ -90,4 +90,6 @@ def test_goal_is_judged_against_the_quiet_reference_only_when_recbole_ran_under_
     assert train_speed.judged_ratio(quiet_run, 0.087, 0.139) == 0.087
     assert train_speed.judged_ratio(loaded_run, 0.087, 0.139) == 0.139
     assert train_speed.judged_ratio({}, 0.087, 0.139) == 0.139  # load not recorded: the stricter ratio
+    ended_quiet = {"load_average_after": [1.05, 2.67, 4.34]}  # quiet only in its last minute
+    assert train_speed.judged_ratio(ended_quiet, 0.087, 0.139) == 0.139
     assert train_speed.judged_ratio(loaded_run, 0.087, None) == 0.087  # no quiet reference for this pair
