@@ -303,6 +303,23 @@ NOTES = [
     "(Recall@5 .0308, NDCG@5 .0216), 51 minutes with the test. Against our SASRec on Sports: above the shipped "
     "`ce-d128-packed` on NDCG@10 and MRR@10 (.0261, .0196) and below it on Recall@10 (.0475); below the best "
     "SASRec row on each metric (.0485 Recall@10 `ce-d64-packed`, .0268 NDCG@10 and .0210 MRR@10 `ce-d256-1l1h-bf16`).",
+    "Which users validate (2026-12-03). `limit_val_batches: 20` keeps the first 5,120 validation users in split "
+    "order, and they are not like the rest: the `@idlr3e-3` step-714 checkpoint, scored outside Lightning (a probe, "
+    "not committed), gives Recall@10 / NDCG@10 .0582 / .0350 on them (the run's logged validation, to the fourth "
+    "decimal) and .1049 / .0648 on all 22,363; their histories average 8.9 items against 6.9. "
+    "`data.init_args.val_users` (SequenceDataModule) validates a seeded random sample instead. The shipped config "
+    "with `--extra --data.init_args.val_users 5120 --trainer.limit_val_batches null` (`@valusers`) and the same "
+    "with temperature 0.03 (`@valusers-t003`), both at once, 1 thread each, 30-minute cap: the machine ran slower "
+    "than on 2026-12-02 and the cap stopped them at steps 706 and 715 of 838. Validation NDCG@10 / Recall@10 on "
+    "the random 5,120: `@valusers` .0276 / .0523, .0499 / .0875, .0626 / .1063, .0652 / .1102 at steps 174, 349, "
+    "593, 705; `@valusers-t003` .0246 / .0480, .0493 / .0836, .0593 / .1008, .0648 / .1066 at 174, 349, 593, 714. "
+    "So a representative validation also prefers temperature 0.05, as the first 5,120 did (.0369 against .0363), "
+    "while the test again prefers 0.03: .0843 / .0493 / .0387 against .0835 / .0482 / .0376 (Recall@5 .0582 against "
+    ".0563, NDCG@5 .0409 against .0395). The config keeps 0.05 and now validates on the random sample "
+    "(`@valusers` is its row; the `fit:amazon-beauty-ids` row ran all 838 steps with the first 5,120). Still below "
+    "`ce-d64-packed`'s .0870 Recall@10. A popularity term added to the cosine (alpha x log(1 + training count), "
+    "same probe, all validation users) lifts Recall@10 from .1049 to at most .1062 (alpha 0.01; NDCG@10 .0648 "
+    "-> .0653): too little to close that gap, so no item bias was added to the model.",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
