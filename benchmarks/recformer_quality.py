@@ -320,6 +320,13 @@ NOTES = [
     "`ce-d64-packed`'s .0870 Recall@10. A popularity term added to the cosine (alpha x log(1 + training count), "
     "same probe, all validation users) lifts Recall@10 from .1049 to at most .1062 (alpha 0.01; NDCG@10 .0648 "
     "-> .0653): too little to close that gap, so no item bias was added to the model.",
+    "Toys on the random sample too (`fit:amazon-toys-ids@valusers`: `--runs fit:amazon-toys-ids --threads 2 "
+    "--max-minutes 25 --label valusers --extra --data.init_args.val_users 5120 --trainer.limit_val_batches null`, "
+    "2 threads alone, 2026-12-03): both epochs in 14 minutes, validation NDCG@10 .0269, .0430, .0554, .0586 at "
+    "steps 174, 349, 534, 709 (first 5,120 users: .0206, .0321, .0428, .0455), the same best step (710) and so the "
+    "same test, .0783 / .0465 / .0367: validation does not change the training, only which checkpoint is kept. "
+    "configs/recformer/amazon-toys-ids.yaml now validates on the random sample; the Sports config was not re-run "
+    "and keeps the first 5,120.",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
