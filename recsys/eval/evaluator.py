@@ -16,8 +16,10 @@ In a LightningModule (the metric is a child module, so Lightning moves it and DD
         self.log_dict(self.val_metrics.compute())                           # summed over ranks, then divided
         self.val_metrics.reset()
 
-Ranks are pessimistic about ties: an item scoring exactly the target's score counts as ranked above it,
-so a degenerate model (constant scores) cannot score by the index's tie order.
+Ranks are pessimistic about ties by default: an item scoring exactly the target's score counts as ranked
+above it, so a degenerate model (constant scores) cannot score by the index's tie order. `ties="random"`
+breaks them uniformly at random instead (recsys.eval.ties: the expected outcome, chance for a constant
+model), for models that score many items identically, such as text-only ones on catalogues of shared texts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from recsys.eval.protocols import FullRanking, Protocol, SampledRanking
 from recsys.eval.ranker import IndexSpec, ItemRanker
 from recsys.eval.result import EvalResult
 from recsys.eval.seen import SeenItems, drop_masked
+from recsys.eval.ties import TIE_POLICIES, random_tie_rank, random_tie_ranks, tie_tolerance
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class Evaluator:
         index: faiss index for full ranking (exact by default).
         item_popularity: [n_items + 1] training counts, for popularity@K and popularity-sampled negatives.
         search_batch_size: users per faiss call.
+        ties: `pessimistic` (default: items scoring the same as the target count as ranked above it) or
+            `random` (the target takes a uniformly drawn place among them, seeded by `tie_seed` at every
+            `prepare`; exact index only). It changes the ranks behind Recall/NDCG/MRR; the top-K lists
+            (coverage, popularity@K) keep the index's order. Generative models rank without scores: no ties.
+        tie_seed: seed of the random tie-breaking.
     """
 
     def __init__(
@@ -93,7 +101,14 @@ class Evaluator:
         index: IndexSpec | None = None,
         item_popularity: np.ndarray | Tensor | None = None,
         search_batch_size: int = 4096,
+        ties: str = "pessimistic",
+        tie_seed: int = 0,
     ) -> None:
+        if ties not in TIE_POLICIES:
+            raise ValueError(f"ties='{ties}': expected one of {', '.join(TIE_POLICIES)}")
+        self.ties = ties
+        self.tie_seed = tie_seed
+        self._tie_rng = np.random.default_rng(tie_seed)
         self.n_items = n_items
         self.ks = tuple(sorted(set(int(k) for k in ks)))
         self.protocol: Protocol = protocol or FullRanking()
@@ -105,6 +120,9 @@ class Evaluator:
         if isinstance(self.protocol, SampledRanking) and self.protocol.distribution == "popularity":
             if self.item_popularity is None:
                 raise ValueError("popularity-sampled negatives need item_popularity")
+        if ties == "random" and isinstance(self.protocol, FullRanking) and self.index.kind != "exact":
+            raise ValueError(f"ties='random' ranks every target exactly; it needs the exact index, not "
+                             f"'{self.index.kind}'")
         self.search_batch_size = search_batch_size
         self._split: EvalSplit | None = None
         self._ranker: ItemRanker | None = None
@@ -119,6 +137,8 @@ class Evaluator:
         parts = [self.protocol.describe(self.n_items)]
         parts.append("leave-one-out" + (f" ({split.name})" if split is not None else ""))
         parts.append("seen items excluded" if self.exclude_seen else "seen items kept")
+        if self.ties == "random":
+            parts.append("ties broken at random")
         parts.append("K=" + ",".join(str(k) for k in self.ks))
         if isinstance(self.protocol, FullRanking) and self.index.kind != "exact":
             parts.append(self.index.describe())
@@ -134,13 +154,14 @@ class Evaluator:
         self._split = split
         self._ranker = None
         self._table = None
+        self._tie_rng = np.random.default_rng(self.tie_seed)  # the same draws on every pass
         if isinstance(model, RetrievalModel):
             table = model.item_embeddings().detach()
             if table.ndim != 2 or table.shape[0] != self.n_items + 1:
                 raise ValueError(f"item_embeddings() has shape {tuple(table.shape)}; expected [{self.n_items + 1}, d]")
             if isinstance(self.protocol, FullRanking):
                 self._ranker = ItemRanker(table, self.index, batch_size=self.search_batch_size)
-            else:
+            if not isinstance(self.protocol, FullRanking) or self.ties == "random":
                 self._table = table
         elif isinstance(model, GenerativeModel):
             if isinstance(self.protocol, SampledRanking):
@@ -159,9 +180,14 @@ class Evaluator:
         if isinstance(self.protocol, SampledRanking):
             return self._rank_sampled(model, batch, target, seen)
         if self._ranker is not None:
-            ids, scores = (t.numpy() for t in self._ranker.search(model.encode(batch), self.k_max + 1, seen))
-            ranks = tie_aware_ranks(ids, scores, target.numpy(), self.k_max)
+            users = model.encode(batch)
+            ids, scores = (t.numpy() for t in self._ranker.search(users, self.k_max + 1, seen))
             topk = np.ascontiguousarray(ids[:, : self.k_max])
+            if self.ties == "random":
+                assert self._table is not None
+                ranks = random_tie_ranks(users, self._table, target, self.k_max, self._tie_rng, seen)
+                return RankedBatch(ranks, torch.from_numpy(topk))
+            ranks = tie_aware_ranks(ids, scores, target.numpy(), self.k_max)
             return RankedBatch(torch.from_numpy(ranks), torch.from_numpy(topk))
         return self._rank_generated(model, batch, target, seen)
 
@@ -191,7 +217,14 @@ class Evaluator:
         vectors = model.encode(batch).float()
         table = self._table.to(vectors.device, torch.float32)
         scores = torch.einsum("bd,bcd->bc", vectors, table[candidates.to(vectors.device)]).cpu()
-        rank = (scores[:, 1:] >= scores[:, :1]).sum(dim=1) + 1
+        if self.ties == "random":
+            own = scores[:, 0]
+            tol = tie_tolerance(own)[:, None]
+            greater = (scores[:, 1:] > own[:, None] + tol).sum(dim=1)
+            tied = ((scores[:, 1:] - own[:, None]).abs() <= tol).sum(dim=1)
+            rank = random_tie_rank(greater, tied, self._tie_rng)
+        else:
+            rank = (scores[:, 1:] >= scores[:, :1]).sum(dim=1) + 1
         ranks = torch.where(rank <= self.k_max, rank, torch.zeros_like(rank))
         ranks = torch.where(has_target, ranks, torch.full_like(ranks, -1))
         k = min(self.k_max, candidates.shape[1])

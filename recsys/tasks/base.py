@@ -4,7 +4,7 @@ A task subclass owns its training step and its setup; validation and test rank e
 `Evaluator.rank_batch` (retrieval models by full ranking, generative models through `generate`), the
 monitored metric is `val/ndcg@{monitor_k}`, and testing writes `test_metrics.json` beside the logs.
 Subclasses keep `lr`, `weight_decay`, `schedule`, `warmup_steps`, `monitor_k` and `exclude_seen` among their
-hyperparameters (`save_hyperparameters()`).
+hyperparameters (`save_hyperparameters()`), and `ties` where they offer the evaluator's tie policy.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class RankingTask(pl.LightningModule):
         self.evaluator = Evaluator(
             n_items=n_items, ks=self.ks, protocol=FullRanking(),
             exclude_seen=self.hparams.exclude_seen, item_popularity=popularity,
+            ties=self.hparams.get("ties", "pessimistic"),
         )
         self.val_metrics = self.evaluator.metric()
         self.test_metrics = self.evaluator.metric()

@@ -124,6 +124,9 @@ class RecformerTask(RankingTask):
         ks: cut-offs for Recall@K, NDCG@K and MRR@K.
         monitor_k: the K of the monitored `val/ndcg@K`.
         exclude_seen: drop each user's history items from the ranking (off by default, as for every model).
+        ties: `pessimistic` (default: items scoring the same as the target rank above it) or `random` (the
+            target takes a random place among them; recsys.eval.ties). Items with the same text score the same
+            unless `item_ids` tells them apart, which a zero-shot or text-only model cannot.
         item_id_lr: peak learning rate of the per-item vectors (`item_ids`, `history_item_ids`); None trains
             them at `lr`. They start at zero, like an ID model's item table (SASRec trains its own at 1e-3),
             while a pretrained encoder wants a small rate (1e-4 in the Beauty config).
@@ -147,6 +150,7 @@ class RecformerTask(RankingTask):
         monitor_k: int = 10,
         exclude_seen: bool = False,
         item_id_lr: float | None = None,
+        ties: Literal["pessimistic", "random"] = "pessimistic",
     ) -> None:
         super().__init__()
         if loss not in ("item_table", "in_batch"):
