@@ -386,7 +386,7 @@ def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads
     }
 
 
-def popularity(dataset_path: Path, exclude_seen: bool = False) -> dict[str, Any]:
+def popularity(dataset_path: Path, exclude_seen: bool = False, ties: str = "pessimistic") -> dict[str, Any]:
     """Popularity's test metrics on a prepared dataset, all users and cold targets apart, under one protocol."""
     import numpy as np
     import torch
@@ -397,7 +397,7 @@ def popularity(dataset_path: Path, exclude_seen: bool = False) -> dict[str, Any]
     data = SequenceDataModule(str(dataset_path), eval_batch_size=4096)
     data.setup()
     counts = data.item_popularity()
-    evaluator = Evaluator(data.n_items, ks=[10], exclude_seen=exclude_seen)
+    evaluator = Evaluator(data.n_items, ks=[10], exclude_seen=exclude_seen, ties=ties)
     model = PopularityModel(counts)
     metrics, cold = evaluator.metric(), evaluator.metric()
     evaluator.prepare(model, data.split.test)
@@ -419,9 +419,24 @@ def seen_excluded(protocol: str) -> bool:
     return "seen items excluded" in protocol
 
 
-def popularity_key(dataset: str, excluded: bool) -> str:
+def random_ties(protocol: str) -> bool:
+    """Whether a stored test protocol broke ties in score at random (`--model.init_args.ties random`)."""
+    return "ties broken at random" in protocol
+
+
+def variant(protocol: str) -> tuple[bool, bool]:
+    """(seen excluded, ties random) of a stored test protocol: the rows that compare like with like."""
+    return seen_excluded(protocol), random_ties(protocol)
+
+
+def variant_label(excluded: bool, ties_random: bool) -> str:
+    """', seen excluded' and/or ', ties random': how a row names the protocol it departs from the default by."""
+    return (", seen excluded" if excluded else "") + (", ties random" if ties_random else "")
+
+
+def popularity_key(dataset: str, excluded: bool, ties_random: bool = False) -> str:
     """The key of popularity's metrics for a dataset under one protocol (also the JSON's `popularity` keys)."""
-    return f"{dataset}, seen excluded" if excluded else dataset
+    return dataset + variant_label(excluded, ties_random)
 
 
 def _fmt(value: float | None) -> str:
@@ -440,7 +455,10 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
     """pops maps 'DATASET' (seen kept) and 'DATASET, seen excluded' to popularity under that protocol."""
     lines = [
         f"Protocol: {PROTOCOL}; rows marked `seen excluded` drop each user's history items from the ranking "
-        "(popularity and SASRec have a row under that protocol too); Recall@10, NDCG@10, MRR@10; `x popularity` = "
+        "(popularity and SASRec have a row under that protocol too); ties in score count against the target (an "
+        "item scoring the same is ranked above it) except in rows marked `ties random`, where the target takes a "
+        "random place among the items tying it (recsys.eval.ties; popularity has a row that way too; ID models "
+        "practically never tie); Recall@10, NDCG@10, MRR@10; `x popularity` = "
         "Recall@10 / NDCG@10 over popularity's under the row's protocol; `cold` = test users whose target has no "
         f"training interaction in that dataset. Item texts: {TEXTS}.",
         "",
@@ -450,8 +468,9 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
     ]
     datasets = dict.fromkeys([r["dataset"] for r in runs] + [p["dataset"] for p in pops.values()])
     for dataset in datasets:
-        for excluded, label in ((False, "training counts"), (True, "training counts, seen excluded")):
-            pop = pops.get(popularity_key(dataset, excluded))
+        for excluded, ties_random in ((False, False), (True, False), (False, True), (True, True)):
+            pop = pops.get(popularity_key(dataset, excluded, ties_random))
+            label = "training counts" + variant_label(excluded, ties_random)
             if pop:
                 m, c = pop["metrics"], pop["cold"]
                 lines.append(f"| {dataset} | popularity | {label} | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
@@ -469,9 +488,9 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
                          f"{_times_popularity(m, pop)} | - | - | - | {r.get('seconds', 0) / 60:.0f} min |")
         for r in (r for r in runs if r["dataset"] == dataset):
             m, c = r["metrics"], r.get("cold") or {"n_users": 0, "metrics": {}}
-            excluded = seen_excluded(r["protocol"])
-            pop = pops.get(popularity_key(dataset, excluded))
-            lines.append(f"| {dataset} | Recformer | `{r['run']}`{', seen excluded' if excluded else ''} | "
+            protocol = variant(r["protocol"])
+            pop = pops.get(popularity_key(dataset, *protocol))
+            lines.append(f"| {dataset} | Recformer | `{r['run']}`{variant_label(*protocol)} | "
                          f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
                          f"{_times_popularity(m, pop)} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
                          f"{_fmt(c['metrics'].get('ndcg@10'))} | {r['seconds'] / 60:.1f} min |")
@@ -518,13 +537,14 @@ def main() -> None:
     evaluated = {r["dataset"] for r in runs}
     # Datasets with a Recformer row under the seen-excluded protocol get popularity and SASRec rows under it too.
     excluded = {r["dataset"] for r in runs if seen_excluded(r["protocol"])}
+    # ... and likewise for rows that broke ties at random: popularity is ranked the same way.
+    variants = {(r["dataset"], *variant(r["protocol"])) for r in runs} | {(name, False, False) for name in evaluated}
     pops = {}
-    for name in sorted(evaluated):
+    for name, without_seen, ties_random in sorted(variants):
         folder = prepared / name
         if (folder / "meta.json").is_file():
-            pops[popularity_key(name, False)] = popularity(folder)
-            if name in excluded:
-                pops[popularity_key(name, True)] = popularity(folder, exclude_seen=True)
+            pops[popularity_key(name, without_seen, ties_random)] = popularity(
+                folder, exclude_seen=without_seen, ties="random" if ties_random else "pessimistic")
     quality = RESULTS / "quality.json"
     sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
               if r.get("model") == "sasrec" and r.get("dataset") in evaluated

@@ -52,3 +52,32 @@ def test_popularity_under_either_protocol_on_prepared_data(benchmark_script, pre
     # The flag reaches the evaluator: popular items a user already has leave that user's top 10, so the lists differ.
     assert excluded["metrics"]["coverage@10"] != kept["metrics"]["coverage@10"]
     assert excluded["metrics"]["recall@10"] != kept["metrics"]["recall@10"]
+
+
+def test_random_tie_rows_are_divided_by_popularity_with_random_ties(benchmark_script) -> None:
+    module = benchmark_script("recformer_quality")
+    random = KEPT.replace(", K=10", ", ties broken at random, K=10")
+    both = EXCLUDED.replace(", K=10", ", ties broken at random, K=10")
+    pops = {"toy": _popularity(0.010, 0.005), "toy, ties random": _popularity(0.015, 0.006),
+            "toy, seen excluded, ties random": _popularity(0.020, 0.010)}
+    runs = [_run("zeroshot:a:b@ties", random, 0.030, 0.012), _run("zeroshot:a:b@both", both, 0.030, 0.012)]
+
+    md = module.table(runs, pops, [])
+
+    row = _row(md, "`zeroshot:a:b@ties`")
+    assert row[2] == "`zeroshot:a:b@ties`, ties random" and row[6] == "2.00 / 2.00"
+    assert _row(md, "`zeroshot:a:b@both`")[2:7:4] == ["`zeroshot:a:b@both`, seen excluded, ties random",
+                                                       "1.50 / 1.20"]
+    assert _row(md, "training counts, ties random")[3] == "0.0150"
+    assert module.variant(both) == (True, True) and module.variant(KEPT) == (False, False)
+
+
+def test_popularity_with_random_ties_on_prepared_data(benchmark_script, prepared_synthetic: Path) -> None:
+    module = benchmark_script("recformer_quality")
+
+    pessimistic = module.popularity(prepared_synthetic)
+    random = module.popularity(prepared_synthetic, ties="random")
+
+    # Items with equal training counts tie; at random the target gets its share of them, pessimistically none.
+    assert random["metrics"]["recall@10"] >= pessimistic["metrics"]["recall@10"]
+    assert random["metrics"]["coverage@10"] == pessimistic["metrics"]["coverage@10"]
