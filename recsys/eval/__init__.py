@@ -1,6 +1,6 @@
 """Honest evaluation: metrics from ranks, a faiss ranker, full and sampled protocols, one Evaluator."""
 
-from recsys.eval.baselines import PopularityModel
+from recsys.eval.baselines import AttributeOverlapModel, PopularityModel
 from recsys.eval.contract import GenerativeModel, RetrievalModel
 from recsys.eval.evaluator import Evaluator, RankedBatch, tie_aware_ranks
 from recsys.eval.metrics import (
@@ -21,7 +21,7 @@ from recsys.eval.result import EvalResult, format_table
 from recsys.eval.seen import SeenItems
 
 __all__ = [
-    "EvalResult", "Evaluator", "FullRanking", "GenerativeModel", "IndexSpec", "ItemRanker", "PopularityModel",
+    "AttributeOverlapModel", "EvalResult", "Evaluator", "FullRanking", "GenerativeModel", "IndexSpec", "ItemRanker", "PopularityModel",
     "Protocol", "RankedBatch", "RankingMetrics", "RetrievalModel", "SampledRanking", "SeenItems",
     "format_table", "hits_from_ranks", "hits_from_topk", "index_recall", "mrr_at_k", "mrr_from_hits",
     "ndcg_at_k", "ndcg_from_hits", "overlap_recall", "ranks_from_topk", "recall_at_k", "recall_from_hits",
