@@ -14,10 +14,13 @@ A fine-tuning run from a pre-training checkpoint is `fit:CONFIG` with `--extra` 
 
 Every test reports all test users and, apart, the cold ones (targets with no training interaction in the
 evaluated dataset; in a zero-shot run no item of the target catalogue was ever trained on). Popularity (training
-counts of the evaluated dataset) is computed here; SASRec rows come from benchmarks/results/quality.json when
-benchmarks/quality.py has written them. Protocol: leave-one-out by time, full ranking over all items, seen items kept;
-a run with `--extra --model.init_args.exclude_seen true` ranks without each user's history items, and its dataset
-then gets popularity and SASRec rows under that protocol too, so `x popularity` compares like with like.
+counts of the evaluated dataset) and attribute overlap (recsys.eval.AttributeOverlapModel: the evaluated catalogue's
+item attributes alone, the content a zero-shot model gets) are computed here, the latter once per protocol and kept
+in the JSON; SASRec rows come from benchmarks/results/quality.json when benchmarks/quality.py has written them.
+Protocol: leave-one-out by time, full ranking over all items, seen items kept, ties counted against the target;
+a run with `--extra --model.init_args.exclude_seen true` ranks without each user's history items, one with
+`--extra --model.init_args.ties random` breaks ties in score at random, and its dataset then gets baseline rows
+under that protocol too (SASRec rows for seen excluded), so `x popularity` compares like with like.
 
     OMP_NUM_THREADS=2 python benchmarks/recformer_quality.py \\
         --runs fit:amazon-beauty,fit:pretrain-sports-toys,zeroshot:pretrain-sports-toys:amazon-beauty --max-minutes 60
@@ -388,17 +391,24 @@ def run(spec: str, prepared: Path, max_minutes: float, extra: list[str], threads
 
 def popularity(dataset_path: Path, exclude_seen: bool = False, ties: str = "pessimistic") -> dict[str, Any]:
     """Popularity's test metrics on a prepared dataset, all users and cold targets apart, under one protocol."""
+    return baseline(dataset_path, "popularity", exclude_seen, ties)
+
+
+def baseline(dataset_path: Path, kind: str, exclude_seen: bool = False, ties: str = "pessimistic") -> dict[str, Any]:
+    """A baseline's test metrics on a prepared dataset, all users and cold targets apart, under one protocol:
+    `popularity` (training counts) or `attribute overlap` (the item attributes alone, no interactions: what a
+    zero-shot model sees of a new catalogue)."""
     import numpy as np
     import torch
 
     from recsys.data import SequenceDataModule
-    from recsys.eval import Evaluator, PopularityModel
+    from recsys.eval import AttributeOverlapModel, Evaluator, PopularityModel
 
     data = SequenceDataModule(str(dataset_path), eval_batch_size=4096)
     data.setup()
     counts = data.item_popularity()
     evaluator = Evaluator(data.n_items, ks=[10], exclude_seen=exclude_seen, ties=ties)
-    model = PopularityModel(counts)
+    model = PopularityModel(counts) if kind == "popularity" else AttributeOverlapModel.from_items(data.dataset.items)
     metrics, cold = evaluator.metric(), evaluator.metric()
     evaluator.prepare(model, data.split.test)
     for batch in data.test_dataloader():
@@ -451,8 +461,10 @@ def _times_popularity(m: dict[str, float], pop: dict[str, Any] | None) -> str:
     return f"{m['recall@10'] / p['recall@10']:.2f} / {m['ndcg@10'] / p['ndcg@10']:.2f}"
 
 
-def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: list[dict[str, Any]]) -> str:
-    """pops maps 'DATASET' (seen kept) and 'DATASET, seen excluded' to popularity under that protocol."""
+def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: list[dict[str, Any]],
+          overlap: dict[str, dict[str, Any]] | None = None) -> str:
+    """pops maps 'DATASET' (seen kept), 'DATASET, seen excluded', 'DATASET, ties random', ... to popularity under
+    that protocol; `overlap` holds the attribute-overlap baseline under the same keys."""
     lines = [
         f"Protocol: {PROTOCOL}; rows marked `seen excluded` drop each user's history items from the ranking "
         "(popularity and SASRec have a row under that protocol too); ties in score count against the target (an "
@@ -475,6 +487,14 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
                 m, c = pop["metrics"], pop["cold"]
                 lines.append(f"| {dataset} | popularity | {label} | {_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | "
                              f"{_fmt(m['mrr@10'])} | 1.00 / 1.00 | {c['n_users']} | "
+                             f"{_fmt(c['metrics']['recall@10'])} | {_fmt(c['metrics']['ndcg@10'])} | - |")
+            content = (overlap or {}).get(popularity_key(dataset, excluded, ties_random))
+            if content:
+                m, c = content["metrics"], content["cold"]
+                lines.append(f"| {dataset} | attribute overlap (item attributes only, no training) | "
+                             f"{label.replace('training counts', 'IDF cosine, recency-weighted')} | "
+                             f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
+                             f"{_times_popularity(m, pop)} | {c['n_users']} | "
                              f"{_fmt(c['metrics']['recall@10'])} | {_fmt(c['metrics']['ndcg@10'])} | - |")
         for r in (r for r in sasrec if r["dataset"] == dataset):
             m = r["metrics"]
@@ -540,19 +560,24 @@ def main() -> None:
     # ... and likewise for rows that broke ties at random: popularity is ranked the same way.
     variants = {(r["dataset"], *variant(r["protocol"])) for r in runs} | {(name, False, False) for name in evaluated}
     pops = {}
+    # The overlap baseline takes minutes on Sports (2,277 attribute columns): computed once per protocol and kept.
+    overlap = json.loads(store.read_text()).get("attribute_overlap", {}) if store.is_file() else {}
     for name, without_seen, ties_random in sorted(variants):
         folder = prepared / name
         if (folder / "meta.json").is_file():
-            pops[popularity_key(name, without_seen, ties_random)] = popularity(
-                folder, exclude_seen=without_seen, ties="random" if ties_random else "pessimistic")
+            key, ties = popularity_key(name, without_seen, ties_random), "random" if ties_random else "pessimistic"
+            pops[key] = popularity(folder, exclude_seen=without_seen, ties=ties)
+            # Zero-shot's other bar: the target catalogue's attributes alone (Sports and Toys have only those).
+            if key not in overlap:
+                overlap[key] = baseline(folder, "attribute overlap", exclude_seen=without_seen, ties=ties)
     quality = RESULTS / "quality.json"
     sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
               if r.get("model") == "sasrec" and r.get("dataset") in evaluated
               and (not seen_excluded(r.get("protocol", "")) or r["dataset"] in excluded)]
-    md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec), "",
+    md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec, overlap), "",
                     f"Machine: {machine(threads=args.threads)}",
                     f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
-    out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops}
+    out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops, "attribute_overlap": overlap}
     for path, text in ((store, json.dumps(out, indent=2) + "\n"), (store.with_suffix(".md"), md)):
         write_text_atomic(path, text)
     print(md)

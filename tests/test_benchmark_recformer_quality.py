@@ -81,3 +81,14 @@ def test_popularity_with_random_ties_on_prepared_data(benchmark_script, prepared
     # Items with equal training counts tie; at random the target gets its share of them, pessimistically none.
     assert random["metrics"]["recall@10"] >= pessimistic["metrics"]["recall@10"]
     assert random["metrics"]["coverage@10"] == pessimistic["metrics"]["coverage@10"]
+
+
+def test_attribute_overlap_rows_sit_beside_popularity(benchmark_script) -> None:
+    module = benchmark_script("recformer_quality")
+    pops = {"toy": _popularity(0.010, 0.005)}
+    overlap = {"toy": _popularity(0.040, 0.020)}
+
+    md = module.table([_run("zeroshot:a:b", KEPT, 0.030, 0.010)], pops, [], overlap)
+
+    row = _row(md, "attribute overlap")
+    assert row[2] == "IDF cosine, recency-weighted" and row[3] == "0.0400" and row[6] == "4.00 / 4.00"
