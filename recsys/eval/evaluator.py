@@ -39,7 +39,7 @@ from recsys.eval.protocols import FullRanking, Protocol, SampledRanking
 from recsys.eval.ranker import IndexSpec, ItemRanker
 from recsys.eval.result import EvalResult
 from recsys.eval.seen import SeenItems, drop_masked
-from recsys.eval.ties import TIE_POLICIES, random_tie_rank, random_tie_ranks, tie_tolerance
+from recsys.eval.ties import TIE_POLICIES, random_tie_rank, random_tie_ranks
 
 
 @dataclass(frozen=True)
@@ -218,11 +218,7 @@ class Evaluator:
         table = self._table.to(vectors.device, torch.float32)
         scores = torch.einsum("bd,bcd->bc", vectors, table[candidates.to(vectors.device)]).cpu()
         if self.ties == "random":
-            own = scores[:, 0]
-            tol = tie_tolerance(own)[:, None]
-            greater = (scores[:, 1:] > own[:, None] + tol).sum(dim=1)
-            tied = ((scores[:, 1:] - own[:, None]).abs() <= tol).sum(dim=1)
-            rank = random_tie_rank(greater, tied, self._tie_rng)
+            rank = random_tie_rank(scores[:, 1:], scores[:, 0], self._tie_rng)
         else:
             rank = (scores[:, 1:] >= scores[:, :1]).sum(dim=1) + 1
         ranks = torch.where(rank <= self.k_max, rank, torch.zeros_like(rank))

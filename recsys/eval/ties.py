@@ -31,9 +31,12 @@ def tie_tolerance(target_scores: Tensor) -> Tensor:
     return TIE_TOLERANCE * (1.0 + target_scores.abs())
 
 
-def random_tie_rank(greater: Tensor, tied: Tensor, rng: np.random.Generator) -> Tensor:
-    """1-based ranks [B]: after the `greater` items, at a uniformly drawn place among the target and the
-    `tied` other items."""
+def random_tie_rank(others: Tensor, own: Tensor, rng: np.random.Generator) -> Tensor:
+    """1-based ranks [B] of targets scoring `own` [B] against `others` [B, C] (the other candidates' scores):
+    after the items scoring higher, at a uniformly drawn place among the target and the items tying it."""
+    tol = tie_tolerance(own)[:, None]
+    greater = (others > own[:, None] + tol).sum(dim=1)
+    tied = ((others - own[:, None]).abs() <= tol).sum(dim=1)
     draw = torch.from_numpy(rng.random(greater.shape[0])).to(greater.device)
     return greater + 1 + torch.floor(draw * (tied + 1).to(draw.dtype)).to(greater.dtype)
 
@@ -59,11 +62,9 @@ def random_tie_ranks(
             scores[torch.from_numpy(rows).to(scores.device), torch.from_numpy(part.items).to(scores.device)] = \
                 float("-inf")
         t = target[start:stop]
-        own = scores.gather(1, t.clamp(min=0)[:, None]).squeeze(1)
-        tol = tie_tolerance(own)
-        greater = (scores > (own + tol)[:, None]).sum(1)
-        tied = ((scores - own[:, None]).abs() <= tol[:, None]).sum(1) - 1
-        rank = random_tie_rank(greater, tied.clamp(min=0), rng)
+        column = t.clamp(min=0)[:, None]
+        own = scores.gather(1, column).squeeze(1)
+        rank = random_tie_rank(scores.scatter(1, column, float("-inf")), own, rng)  # the target against the rest
         ranks = torch.where(torch.isfinite(own) & (rank <= k_max), rank, torch.zeros_like(rank))
         out[start:stop] = torch.where(t > 0, ranks, torch.full_like(ranks, -1))
     return out.cpu()
