@@ -339,7 +339,7 @@ NOTES = [
     ".0003 NDCG@10, less than the seed spread above (.0016), so the shipped config keeps one layer at half the time.",
     "Ties broken at random (2026-12-03/04, `--extra --model.init_args.ties random`: the target takes a seeded "
     "uniform place among the items scoring the same as it, which is what an arbitrary tie-break such as "
-    "torch.topk's gives on average; popularity and attribute overlap get rows ranked the same way). It matters "
+    "torch.topk's gives on average; popularity and the attribute-overlap baseline get rows ranked the same way). It matters "
     "for text-only models because items with one text share one vector. MiniLM alone on Toys "
     "(`test:amazon-beauty-zeroshot@toys-ties`): .0157 / .0074 against .0069 / .0028 with ties counted against the "
     "target. The Beauty pre-training, re-run on 1 thread (`fit:pretrain-beauty-minilm6@rerun`: `--runs "
