@@ -338,8 +338,8 @@ NOTES = [
     "NDCG@5 .0394), 67 minutes with the test, against .0835 / .0482 / .0376 with one layer. Validation gains "
     ".0003 NDCG@10, less than the seed spread above (.0016), so the shipped config keeps one layer at half the time.",
     "Ties broken at random (2026-12-03/04, `--extra --model.init_args.ties random`: the target takes a seeded "
-    "uniform place among the items scoring the same as it, which is what an arbitrary tie-break such as "
-    "torch.topk's gives on average; popularity and the attribute-overlap baseline get rows ranked the same way). It matters "
+    "uniform place among the items scoring the same as it, its expected place under an arbitrary order of the tied "
+    "items; popularity and the attribute-overlap baseline get rows ranked the same way). It matters "
     "for text-only models because items with one text share one vector. MiniLM alone on Toys "
     "(`test:amazon-beauty-zeroshot@toys-ties`): .0157 / .0074 against .0069 / .0028 with ties counted against the "
     "target. The Beauty pre-training, re-run on 1 thread (`fit:pretrain-beauty-minilm6@rerun`: `--runs "
@@ -353,7 +353,7 @@ NOTES = [
     "(recsys.eval.AttributeOverlapModel: IDF-weighted cosine between the recency-weighted attributes of the user's history "
     "and each item, no training) set a higher bar on Sports and Toys, whose texts are anonymised attribute ids: "
     "Toys .0195 / .0077 with ties against and .0417 / .0202 at random, Sports .0121 / .0049 and .0196 / .0097; on "
-    "Beauty, where the texts are words, every Sports+Toys zero-shot row is above it (.0198 / .0077; seen excluded "
+    "Beauty, where the texts are words, every 6-layer (`minilm6`) Sports+Toys zero-shot row is above it (.0198 / .0077; seen excluded "
     ".0236 / .0109 against the model's .0272 / .0129).",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
