@@ -85,3 +85,23 @@ def test_sweep_reads_a_finished_job_and_renders_its_row(benchmark_script, tmp_pa
     assert "| 0.0300 (2) | 2 | 128 | 95.0 |" in table
     assert "| tiger_y | | | | | exit 1; see tiger_y.log |" in table
     assert json.loads((tmp_path / "out" / "gpu_sweep.json").read_text())["jobs"]["tiger_x"]["steps"] == 128
+
+
+def test_sweep_cosine_jobs_end_their_decay_at_a_set_step(benchmark_script) -> None:
+    """A `_cos` job decays to zero at --trainer.max_steps; a constant-rate job sets no step limit (its time cap and
+    early stopping end it)."""
+    gpu_sweep = benchmark_script("gpu_sweep")
+
+    def value(args: list[str], key: str) -> str | None:
+        return args[args.index(key) + 1] if key in args else None
+
+    cosine = gpu_sweep.tiger_job(2048, 1e-3, 100, 4, 1560)
+    assert value(cosine, "--model.init_args.schedule") == "cosine"
+    assert value(cosine, "--trainer.max_steps") == "1560"
+    assert value(cosine, "--data.init_args.batch_size") == "2048"
+    constant = gpu_sweep.tiger_job(1024, 5e-4, 100, 3)
+    assert value(constant, "--model.init_args.schedule") == "constant"
+    assert value(constant, "--trainer.max_steps") is None
+    for name, (_, _, args) in gpu_sweep.JOBS.items():
+        if name.startswith("tiger_") and name.endswith(("_cos", "_cos_alone")):
+            assert value(args, "--model.init_args.schedule") == "cosine", name
