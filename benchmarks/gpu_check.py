@@ -23,7 +23,8 @@ which goes on job by job: a job that fails is reported with its log and the othe
 Writes gpu_check.json and gpu_check.md into --out after every job (a run cut short still leaves its results),
 and each job's log into --logs. The script needs recsys importable (an install, or PYTHONPATH at the repository)
 and no download: on a machine that reaches no package index, carry what its image lacks as wheels (for the
-H200 run: polars, faiss-cpu, jsonargparse, omegaconf and their pure-Python needs).
+H200 run: polars, faiss-cpu, jsonargparse, omegaconf and their pure-Python needs; benchmarks/card_carry.sh
+builds that folder).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ validation NDCG@10. The jobs (`--only` picks some):
     python benchmarks/gpu_sweep.py --accelerator cpu --quick --out /tmp/sweep --tiger-ids ids.npz   # rehearsal
 
 `--build-tiger-ids ids.npz` writes the IDs file on a machine with the text encoder: the table that
-configs/tiger/amazon-beauty-gpu.yaml builds at setup, from --prepared's amazon-beauty.
+configs/tiger/amazon-beauty-gpu.yaml builds at setup, from --prepared's amazon-beauty. benchmarks/card_carry.sh
+builds everything a card without a package index needs (the IDs, the prepared tables, the missing packages).
 
 Writes gpu_sweep.json and gpu_sweep.md into --out as each job ends (a call cut short still leaves the finished
 jobs), each job's log into --logs and its run folder (checkpoints, metrics.csv) under --work.
