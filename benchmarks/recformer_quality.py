@@ -372,10 +372,13 @@ NOTES = [
     "--label ce-d128-packed-seed1`) tests at .0811 / .0466 / .0361 against .0827 / .0477 / .0370 with seed 42. The "
     "shipped Recformer config (`fit:amazon-beauty-ids@valusers` .0835 / .0482 / .0376; validated on the first 5,120 "
     "users, seed 42 `fit:amazon-beauty-ids` .0840 / .0484 / .0377 and seed 1 `@seed1` .0836 / .0481 / .0373) is at "
-    "or above the shipped SASRec config on all three metrics under either seed. It is below other SASRec settings "
-    "of this table on one metric each: Recall@10 .0870 (`ce-d64-packed`), NDCG@10 .0492 and MRR@10 .0391 "
-    "(`ce-d64-packed-neg32`); the best Recformer rows reach .0853 Recall@10 (`@valusers-2layers`) and .0496 / "
-    ".0388 (`@t003`).",
+    "or above the shipped SASRec config on all three metrics under either seed. The SASRec settings that lead "
+    "this table on one metric, re-run with seed 1 (2026-12-04, 1 thread each, side by side; `--extra` as their seed-42 "
+    "commands plus `--seed_everything 1`): `ce-d64-packed` .0858 / .0426 / .0293 (seed 42 .0870 / .0430 / .0295), "
+    "`ce-d64-packed-neg32` .0813 / .0492 / .0393 (seed 42 .0826 / .0492 / .0391, with 2 threads and a 32-minute "
+    "cap; this one had 45 minutes on 1 thread). The best Recformer rows are above both seeds on NDCG@10 and MRR@10 "
+    "(`@idlr3e-3` .0499 / .0404; `@t003` .0496 / .0388) and below both on Recall@10 (.0853 at best, "
+    "`@valusers-2layers` and `@cos2-2layers`, against .0858 and .0870).",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
