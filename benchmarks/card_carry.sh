@@ -2,7 +2,7 @@
 # Build the folder a lent GPU machine needs for benchmarks/gpu_sweep.py and gpu_check.py, here, before the lease.
 #
 # The card's image has torch, Lightning and transformers but no package index, and a call carries 64 MiB at most:
-# the polars wheel alone is 54 MB. So the packages the image lacks are unpacked here and carried as one xz tarball
+# polars' runtime wheel alone is 54 MB. So the packages the image lacks are unpacked here and carried as one xz tarball
 # (about 44 MB), beside the prepared Amazon Beauty tables and TIGER's semantic IDs (built here, where the text
 # encoder is). On the card, from the repository root:
 #
@@ -17,7 +17,8 @@ out="${1:-gpu_carry}"
 prepared="${RECSYS_PREPARED:-prepared}/amazon-beauty"
 [ -f "$prepared/meta.json" ] || { echo "card_carry: no prepared dataset at $prepared" >&2; exit 2; }
 # The versions installed here (the ones the tests passed with), for the card's Python 3.12 on x86-64.
-packages=(polars polars-runtime-32 faiss-cpu jsonargparse omegaconf antlr4-python3-runtime docstring-parser typeshed-client)
+packages=(polars polars-runtime-32 faiss-cpu jsonargparse omegaconf antlr4-python3-runtime docstring-parser
+          typeshed-client)
 pins=()
 for name in "${packages[@]}"; do
   version=$(python -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')

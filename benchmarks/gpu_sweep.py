@@ -68,12 +68,12 @@ JOBS: dict[str, tuple[str, str, list[str]]] = {
     "tiger_b1024_lr2e-3_cos": (TIGER_CONFIG, "amazon-beauty", tiger_job(1024, 2e-3, 200, 3, 2322)),
     "tiger_b2048_lr1e-3_cos": (TIGER_CONFIG, "amazon-beauty", tiger_job(2048, 1e-3, 100, 4, 1560)),
     "tiger_b2048_lr2e-3_cos": (TIGER_CONFIG, "amazon-beauty", tiger_job(2048, 2e-3, 100, 4, 1560)),
-    "tiger_b2048_lr1e-3_cos_alone": (TIGER_CONFIG, "amazon-beauty", tiger_job(2048, 1e-3, 100, 4, 1560)),
     "sports_ls02_seed42": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 42)),
     "sports_ls02_seed1": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 1)),
     "sports_ls02_seed2": (SPORTS_CONFIG, "amazon-sports", sports_job(0.2, 2)),
     "sports_ls03_seed42": (SPORTS_CONFIG, "amazon-sports", sports_job(0.3, 42)),
 }
+JOBS["tiger_b2048_lr1e-3_cos_alone"] = JOBS["tiger_b2048_lr1e-3_cos"]  # the same recipe alone on the card, its own row
 NOTES: list[str] = [
     "Run on 2026-11-30 on a lent NVIDIA H200 (driver 580.159.04, 143,771 MiB): the image's torch 2.11.0 (CUDA 13.0), "
     "pytorch-lightning 2.6.6 and transformers 5.17.0; polars, faiss-cpu, jsonargparse and omegaconf carried as "
@@ -98,7 +98,7 @@ NOTES: list[str] = [
     "replayed end of that epoch. Fixed since (tests/test_cli_train.py resumes such a run): early stopping checks "
     "after validation only, and the training loader starts the trainer's next epoch from its first batch.",
     "`_cos` rows (2026-12-04, the same card, image and carried packages; the site packages carried as one xz "
-    "tarball, since the polars wheel alone is 54 MB of the 64 MiB a call carries): cosine decay to zero at "
+    "tarball, since polars' runtime wheel alone is 54 MB of the 64 MiB a call carries): cosine decay to zero at "
     "`--trainer.max_steps` after warm-up, the paper's size and the same IDs, validation at the end of the decay's "
     "last epoch. First call, `--budget 520 --only tiger_b1024_lr1e-3_cos,tiger_b1024_lr2e-3_cos,"
     "tiger_b2048_lr1e-3_cos,tiger_b2048_lr2e-3_cos`: four jobs side by side trained about 3.7 steps a second "
@@ -133,12 +133,10 @@ def build_tiger_ids(data: Path, path: Path) -> Path:
     from recsys.data import SequenceDataModule
     from recsys.models import TIGER
 
-    model_args = yaml.safe_load((ROOT / TIGER_CONFIG).read_text())["model"]["init_args"]["model"]["init_args"]
-    keys = ("tokenizer", "text_embeddings", "collaborative_weight", "collaborative_dim", "n_levels", "codebook_size",
-            "collision_size")  # fmt: skip
-    data_module = SequenceDataModule(str(data), max_len=20, objective="causal")
+    config = yaml.safe_load((ROOT / TIGER_CONFIG).read_text())
+    data_module = SequenceDataModule(str(data), max_len=config["data"]["init_args"]["max_len"], objective="causal")
     data_module.setup("fit")
-    model = TIGER(data_module.n_items, **{key: model_args[key] for key in keys if key in model_args})
+    model = TIGER(data_module.n_items, **config["model"]["init_args"]["model"]["init_args"])
     return model.prepare_semantic_ids(data_module.dataset, data_module.split.train).save(path)
 
 
