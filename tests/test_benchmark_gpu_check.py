@@ -105,3 +105,27 @@ def test_sweep_cosine_jobs_end_their_decay_at_a_set_step(benchmark_script) -> No
     for name, (_, _, args) in gpu_sweep.JOBS.items():
         if name.startswith("tiger_") and name.endswith(("_cos", "_cos_alone")):
             assert value(args, "--model.init_args.schedule") == "cosine", name
+
+
+def test_the_recformer_gpu_config_is_the_measured_sweep_job(benchmark_script) -> None:
+    """configs/recformer/amazon-beauty-gpu.yaml cites job recformer_l6_e4's numbers: it must be that job's recipe,
+    the 2-core config with the job's overrides, and nothing else changed."""
+    import yaml
+
+    gpu_sweep = benchmark_script("gpu_sweep")
+    base_path, _, args = gpu_sweep.JOBS["recformer_l6_e4"]
+    root = Path(__file__).resolve().parents[1]
+    base = yaml.safe_load((root / base_path).read_text())
+    gpu = yaml.safe_load((root / "configs/recformer/amazon-beauty-gpu.yaml").read_text())
+    overrides = dict(zip(args[::2], args[1::2], strict=True))
+    model = base["model"]["init_args"]["model"]["init_args"]
+    assert int(overrides["--model.init_args.model.init_args.n_layers"]) == 6  # MiniLM's whole depth
+    model["n_layers"] = None
+    model["dropout"] = float(overrides["--model.init_args.model.init_args.dropout"])
+    base["model"]["init_args"]["temperature"] = float(overrides["--model.init_args.temperature"])
+    base["trainer"]["max_epochs"] = int(overrides["--trainer.max_epochs"])
+    base["trainer"]["precision"] = "bf16-mixed"  # gpu_sweep adds it to every job
+    del base["trainer"]["max_time"]  # the sweep's cap, never reached by this job (all 1,676 steps ran)
+    base["seed_everything"] = int(overrides["--seed_everything"])
+    base["experiment"] = gpu["experiment"]
+    assert gpu == base
