@@ -379,6 +379,18 @@ NOTES = [
     "cap; this one had 45 minutes on 1 thread). The best Recformer rows are above both seeds on NDCG@10 and MRR@10 "
     "(`@idlr3e-3` .0499 / .0404; `@t003` .0496 / .0388) and below both on Recall@10 (.0853 at best, "
     "`@valusers-2layers` and `@cos2-2layers`, against .0858 and .0870).",
+    "Rows `Recformer on an H200` (2026-12-04, benchmarks/results/gpu_sweep.md, which has the commands): the 2-core "
+    "config (`amazon-beauty-ids`) with more of MiniLM and more epochs than 30 minutes on this CPU hold, bf16, on a "
+    "lent card; MiniLM carried as benchmarks/card_minilm.py packs it (float16 weights, restored to float32). With "
+    "all 6 layers and 4 epochs (`recformer_l6_e4`, the recipe of configs/recformer/amazon-beauty-gpu.yaml): "
+    ".0944 / .0552 / .0434, seed 1 .0937 / .0550 / .0433; 3 epochs .0916 / .0533 / .0417 (seed 1 .0919 / .0532 / "
+    ".0414). Both seeds of both are above every SASRec row of this table under the same protocol (seen items kept) on all three metrics: the best are .0870 "
+    "Recall@10 (`ce-d64-packed`, seed 1 .0858) and .0492 / .0393 NDCG@10 / MRR@10 (`ce-d64-packed-neg32`, seed 42 "
+    ".0492 / .0391). Those SASRec runs were not cut short: early stopping ended each (best epoch 42 of 63, 40 of 61, "
+    "66 of 87 twice; benchmarks/results/quality.json). Depth and epochs both matter: 4 layers for 3 epochs give "
+    ".0844 / .0497 / .0392, 6 layers for 2 epochs .0851 / .0474 / .0360, the CPU config's 1 layer for 2 epochs "
+    ".0835 / .0482 / .0376. The time column is the whole job on the card (start-up, training, test), side by side "
+    "with the other jobs of its call where it says so.",
 ]
 TINY = ["--model.model.init_args.hidden_size", "32", "--model.model.init_args.n_layers", "1",
         "--data.init_args.max_len", "5", "--trainer.max_epochs", "2", "--trainer.limit_train_batches", "20",
@@ -510,8 +522,27 @@ def _times_popularity(m: dict[str, float], pop: dict[str, Any] | None) -> str:
     return f"{m['recall@10'] / p['recall@10']:.2f} / {m['ndcg@10'] / p['ndcg@10']:.2f}"
 
 
+def gpu_rows() -> list[dict[str, Any]]:
+    """The Recformer jobs of benchmarks/results/gpu_sweep.json that reached a test (fine-tuning on a lent GPU, with
+    more layers and epochs than the CPU's 30 minutes hold), each with its dataset and how many jobs shared the card."""
+    sweep = RESULTS / "gpu_sweep.json"
+    if not sweep.is_file():
+        return []
+    jobs = json.loads(sweep.read_text())["jobs"]
+    per_call: dict[str, int] = {}
+    for job in jobs.values():
+        per_call[job.get("call", "")] = per_call.get(job.get("call", ""), 0) + 1
+    rows = []
+    for name, job in jobs.items():
+        if name.startswith("recformer_") and job.get("test"):
+            words = job["command"].split()
+            dataset = Path(words[words.index("--data.path") + 1]).name
+            rows.append({**job, "name": name, "dataset": dataset, "sharing": per_call[job.get("call", "")]})
+    return rows
+
+
 def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: list[dict[str, Any]],
-          overlap: dict[str, dict[str, Any]] | None = None) -> str:
+          overlap: dict[str, dict[str, Any]] | None = None, gpu: list[dict[str, Any]] | None = None) -> str:
     """pops maps 'DATASET' (seen kept), 'DATASET, seen excluded', 'DATASET, ties random', ... to popularity under
     that protocol; `overlap` holds the attribute-overlap baseline under the same keys."""
     lines = [
@@ -563,6 +594,13 @@ def table(runs: list[dict[str, Any]], pops: dict[str, dict[str, Any]], sasrec: l
                          f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
                          f"{_times_popularity(m, pop)} | {c['n_users']} | {_fmt(c['metrics'].get('recall@10'))} | "
                          f"{_fmt(c['metrics'].get('ndcg@10'))} | {r['seconds'] / 60:.1f} min |")
+        for r in (r for r in gpu or [] if r["dataset"] == dataset):
+            m = r["test"]
+            pop = pops.get(popularity_key(dataset, *variant(r["protocol"])))
+            shared = "alone" if r["sharing"] == 1 else f"{r['sharing']} jobs at once"
+            lines.append(f"| {dataset} | Recformer on an H200 (benchmarks/results/gpu_sweep.md) | `{r['name']}` | "
+                         f"{_fmt(m['recall@10'])} | {_fmt(m['ndcg@10'])} | {_fmt(m['mrr@10'])} | "
+                         f"{_times_popularity(m, pop)} | - | - | - | {r['wall_s'] / 60:.1f} min ({shared}) |")
     lines += ["", "Published Recformer (Amazon 2018 with titles, other splits: context only, not like-for-like):"]
     lines += [f"- {name}: Recall@10 {r10:.4f}, NDCG@10 {n10:.4f}" for name, r10, n10 in PUBLISHED]
     lines += ["", "Commands:"] + [f"- `{r['command']}` (load {r['load']})" for r in runs]
@@ -623,7 +661,7 @@ def main() -> None:
     sasrec = [r for r in (json.loads(quality.read_text()) if quality.is_file() else [])
               if r.get("model") == "sasrec" and r.get("dataset") in evaluated
               and (not seen_excluded(r.get("protocol", "")) or r["dataset"] in excluded)]
-    md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec, overlap), "",
+    md = "\n".join(["# Recformer quality", "", table(runs, pops, sasrec, overlap, gpu_rows()), "",
                     f"Machine: {machine(threads=args.threads)}",
                     f"Versions: {versions('torch', 'transformers', 'pytorch-lightning', 'faiss-cpu')}", ""])
     out = {"protocol": PROTOCOL, "texts": TEXTS, "runs": runs, "popularity": pops, "attribute_overlap": overlap}
