@@ -185,8 +185,23 @@ def test_generative_model_with_seen_exclusion_asks_for_more() -> None:
     split = _split()
     model = ListModel({0: [1, 2, 3, 5], 1: [9], 2: [2, 6]})
     result = Evaluator(N_ITEMS, ks=(1,), exclude_seen=True).evaluate(model, _loader(split, batch_size=3), split)
-    assert model.asked == [1 + 4]  # k + the longest history in the batch
+    # histories of 2, 3 and 4 items: users go in groups of similar length, each asked for k + its longest history
+    assert model.asked == [1 + 3, 1 + 4]
     assert result.metrics["recall@1"] == pytest.approx(1.0)
+
+
+def test_generation_groups_cover_every_row_once_within_the_budget() -> None:
+    from recsys.eval.evaluator import generation_groups
+
+    counts = np.random.default_rng(0).integers(0, 300, size=1000)
+    counts[7] = 5000  # one history longer than the budget allows with anyone else
+    groups = generation_groups(counts, k=20, budget=4096)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(1000))
+    for rows in groups:
+        want = 20 + counts[rows].max()
+        assert len(rows) == 1 or len(rows) * want <= 4096
+        assert want <= 1.5 * (20 + counts[rows].min()) or len(rows) == 1
+    assert [7] in [g.tolist() for g in groups]
 
 
 def test_sampled_protocol_perfect_and_hopeless_models() -> None:

@@ -194,8 +194,17 @@ class Evaluator:
     def _rank_generated(
         self, model: nn.Module, batch: dict[str, Tensor], target: Tensor, seen: SeenItems | None
     ) -> RankedBatch:
-        extra = seen.max_count if seen is not None else 0
-        ids = model.generate(batch, self.k_max + extra).cpu().to(torch.int64).numpy()
+        if seen is None:
+            ids = model.generate(batch, self.k_max).cpu().to(torch.int64).numpy()
+        else:
+            # Each user needs K plus its own history count of results (at most that many can be dropped). Asking
+            # the whole batch for K plus its longest history (hundreds on Amazon data) multiplies a beam search's
+            # time and memory by that for every user, so users go in groups of similar history length.
+            counts = np.diff(seen.offsets)
+            ids = np.full((len(counts), self.k_max + seen.max_count), -1, dtype=np.int64)
+            for rows in generation_groups(counts, self.k_max):
+                want = self.k_max + int(counts[rows].max())
+                ids[rows, :want] = model.generate(_take_rows(batch, rows), want).cpu().to(torch.int64).numpy()
         # An invalid id (<= 0) keeps its slot: the model wasted it, and later items do not move up.
         ids = np.where(ids > 0, ids, -1)
         drop = seen.mask(ids) if seen is not None else np.zeros(ids.shape, dtype=bool)
@@ -257,3 +266,38 @@ class Evaluator:
             seconds=time.perf_counter() - started,
             model=name or type(model).__name__,
         )
+
+
+# Users x results asked of one generate() call when seen items are dropped: bounds a beam search's memory.
+GENERATE_BUDGET = 32_768
+
+
+def generation_groups(counts: np.ndarray, k: int, budget: int = GENERATE_BUDGET, spread: float = 1.5) -> list[np.ndarray]:
+    """Rows grouped by history length (`counts`) for generate(): within a group the most results asked (K plus the
+    longest history) is at most `spread` times the fewest, and rows x that stays within `budget` (one row always
+    goes, however long its history)."""
+    order = np.argsort(counts, kind="stable")
+    groups: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        fewest = k + int(counts[order[start]])
+        stop = start + 1
+        while stop < len(order):
+            want = k + int(counts[order[stop]])
+            if want > spread * fewest or (stop - start + 1) * want > budget:
+                break
+            stop += 1
+        groups.append(order[start:stop])
+        start = stop
+    return groups
+
+
+def _take_rows(batch: dict[str, Tensor], rows: np.ndarray) -> dict[str, Tensor]:
+    """The batch restricted to `rows` (every tensor whose first dimension is the batch's)."""
+    size = len(batch["target"])
+    out = {}
+    for key, value in batch.items():
+        if isinstance(value, Tensor) and value.ndim and value.shape[0] == size:
+            value = value[torch.as_tensor(rows, device=value.device)]
+        out[key] = value
+    return out
