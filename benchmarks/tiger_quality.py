@@ -469,7 +469,9 @@ def report(runs: list[dict], retests: list[dict] | None = None) -> str:
         "Each command runs `recsys fit --config configs/tiger/<name>.yaml` with a wall-clock cap, then `recsys test` on "
         "the best checkpoint by validation NDCG@10, then the latency runs.",
         "",
-        f"Protocol: {latest['protocol']} ({latest['n_users']:,} test users); the protocol of TIGER's Table 1.",
+        f"Protocol: {latest['protocol']} ({latest['n_users']:,} test users); TIGER's Table 1 is read as this "
+        "protocol (the paper does not say whether history items are dropped; rows marked seen items excluded drop "
+        "them).",
         "",
         "| model | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | training |",
         "|---|---|---|---|---|---|",

@@ -54,8 +54,8 @@ class GenerativeTask(RankingTask):
         ks: cut-offs for Recall@K, NDCG@K and MRR@K.
         monitor_k: the K of the monitored `val/ndcg@K` (checkpointing and early stopping follow it).
         exclude_seen: drop each user's history items from the ranking (off by default: seen items are kept,
-            as in the published protocol); generate() is then asked for K plus each user's history length (users
-            in groups of similar length).
+            the stricter reading of published protocols); generate() is then asked for K plus each user's
+            history length (users in groups of similar length).
     """
 
     def __init__(
