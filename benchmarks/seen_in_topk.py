@@ -1,9 +1,11 @@
-"""How much of a retrieval model's top-K is spent on items the user already has.
+"""How much of a model's top-K is spent on items the user already has (retrieval models by the evaluator's faiss
+search, generative ones such as TIGER by their own `generate`).
 
 With seen items kept (the published protocol), every history item a model ranks in its top K pushes a possible
 hit down. On the S3-Rec Amazon sets no test target repeats a history item, so those slots are always wasted.
 This prints, for a checkpoint's test users: the history items per top-K list, the share of users whose first
-recommendation is the item they consumed last, and the share with at least one history item in the list.
+recommendation is the item they consumed last, the share whose first is any of their history items, and the
+share with at least one history item in the list.
 `--train-windows N` also reads N training windows (as a causal model trains on them, in evaluation mode) and
 prints how often the item read at a position is that position's top-1 and how often the target outscores it, to
 tell a model that ranks the item just read first only at test time from one that does so on its training data.
@@ -56,21 +58,28 @@ def seen_in_topk(checkpoint: Path | None, data_path: Path, k: int, max_len: int,
     else:
         model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
     split = data.eval_split("test")
-    ranker = ItemRanker(model.item_embeddings().detach(), threads=threads)  # the evaluator's exact faiss search
-    seen_per_list, last_first, any_seen = [], [], []
+    generative = not hasattr(model, "item_embeddings")
+    # the evaluator's exact faiss search for retrieval models; generate() is a generative model's own ranking
+    ranker = None if generative else ItemRanker(model.item_embeddings().detach(), threads=threads)
+    seen_per_list, last_first, seen_first, any_seen = [], [], [], []
     with torch.inference_mode():
         for batch in data.test_dataloader():
-            top = ranker.search(model.encode(batch), k)[0].numpy()
+            if ranker is None:
+                top = model.generate(batch, k).to(torch.int64).numpy()
+            else:
+                top = ranker.search(model.encode(batch), k)[0].numpy()
             rows = batch["row"].numpy()
             seen = SeenItems.of_rows(split.history, rows).mask(top)
             last = split.history.items[split.history.offsets[rows + 1] - 1]
             seen_per_list.append(seen.sum(axis=1))
             any_seen.append(seen.any(axis=1))
             last_first.append(top[:, 0] == last)
+            seen_first.append(seen[:, 0])
     return {
         "users": float(len(split)),
         f"history items per top-{k}": float(np.concatenate(seen_per_list).mean()),
         "top-1 is the last item": float(np.concatenate(last_first).mean()),
+        "top-1 is a history item": float(np.concatenate(seen_first).mean()),
         f"any history item in top-{k}": float(np.concatenate(any_seen).mean()),
     }
 
@@ -83,6 +92,9 @@ def read_item_in_training(checkpoint: Path, data_path: Path, max_len: int, windo
     data = SequenceDataModule(str(data_path), max_len=max_len, batch_size=batch_size, objective="causal")
     data.setup("fit")
     model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model
+    if not hasattr(model, "item_embeddings"):
+        raise SystemExit(f"--train-windows scores every position against the item table; {type(model).__name__} "
+                         "has none (a generative model)")
     table = model.item_embeddings().detach()
     positions = read_first = target_above = seen = 0
     with torch.inference_mode():
@@ -112,7 +124,7 @@ def read_item_in_training(checkpoint: Path, data_path: Path, max_len: int, windo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, nargs="?",
-                        help="a retrieval model's `recsys fit` checkpoint (e.g. best-*.ckpt)")
+                        help="a retrieval or generative model's `recsys fit` checkpoint (e.g. best-*.ckpt)")
     parser.add_argument("--text-config", type=Path,
                         help="instead of a checkpoint: a Recformer config whose model is built untrained")
     parser.add_argument("--data", type=Path, required=True, help="the prepared dataset it was trained on")

@@ -423,7 +423,10 @@ NOTES = [
     "history, hundreds of beams for 1,024 users: the first try was killed for memory on this 24 GiB machine. It now "
     "asks groups of users with similar history lengths, and the test ran at the default batch in 5.7 minutes with "
     "a peak of about 5 GB; batches of 256 under the old rule had given the same figures at K = 5 and 10.) In these data a test target is never one of the user's history "
-    "items, so the seen-kept ranking spends top places on items the user already has. The paper does not say whether its Table 1 drops history items; the like-for-like row is "
+    "items, so the seen-kept ranking spends top places on items the user already has: "
+    "`python benchmarks/seen_in_topk.py CKPT --data prepared/amazon-beauty --max-len 20` counts 1.007 history items "
+    "per top 10, a history item first for 0.180 of the 22,363 test users (the item read last for only 0.030), and "
+    "at least one in the top 10 for 0.608. The paper does not say whether its Table 1 drops history items; the like-for-like row is "
     "taken to be the seen-kept one, where NDCG@5, NDCG@10 and Recall@5 stay below it. Under the seen-excluded "
     "protocol our SASRec is further ahead (.0693 / .0489 / .0959 / .0574, the SASRec row above).",
     "- Beam search is constrained to the prefix trie of real IDs, so every recommended id is an item; the "
