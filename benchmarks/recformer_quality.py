@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -529,9 +530,7 @@ def gpu_rows() -> list[dict[str, Any]]:
     if not sweep.is_file():
         return []
     jobs = json.loads(sweep.read_text())["jobs"]
-    per_call: dict[str, int] = {}
-    for job in jobs.values():
-        per_call[job.get("call", "")] = per_call.get(job.get("call", ""), 0) + 1
+    per_call = Counter(job.get("call", "") for job in jobs.values())
     rows = []
     for name, job in jobs.items():
         if name.startswith("recformer_") and job.get("test"):

@@ -58,9 +58,8 @@ def seen_in_topk(checkpoint: Path | None, data_path: Path, k: int, max_len: int,
     else:
         model = load_model(checkpoint, n_items=data.n_items, data=str(data_path)).model  # eval mode, no pickled code
     split = data.eval_split("test")
-    generative = not hasattr(model, "item_embeddings")
     # the evaluator's exact faiss search for retrieval models; generate() is a generative model's own ranking
-    ranker = None if generative else ItemRanker(model.item_embeddings().detach(), threads=threads)
+    ranker = ItemRanker(model.item_embeddings().detach(), threads=threads) if hasattr(model, "item_embeddings") else None
     seen_per_list, last_first, seen_first, any_seen = [], [], [], []
     with torch.inference_mode():
         for batch in data.test_dataloader():

@@ -233,9 +233,8 @@ def main() -> None:
                              "--extra, on this CPU in fp32; kept as its own row under --label")
     args = parser.parse_args()
     if args.report_only:
-        store = RESULTS / "tiger_quality.json"
-        retests = json.loads(store.read_text()).get("retests", []) if store.is_file() else []
-        (RESULTS / "tiger_quality.md").write_text(report(stored_runs(store), retests))
+        saved = stored(RESULTS / "tiger_quality.json")
+        (RESULTS / "tiger_quality.md").write_text(report(saved["runs"], saved["retests"]))
         return
     if args.retest:
         retest(args)
@@ -296,9 +295,10 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "tiger_quality.json"
-    runs = [r for r in stored_runs(store) if _name(r) != _name(record)] + [record]
-    _store(store, runs=runs)
-    print(report(runs))
+    saved = stored(store)
+    saved["runs"] = [r for r in saved["runs"] if _name(r) != _name(record)] + [record]
+    _store(store, saved)
+    print(report(saved["runs"], saved["retests"]))
 
 
 def retest(args: argparse.Namespace) -> None:
@@ -324,27 +324,24 @@ def retest(args: argparse.Namespace) -> None:
               "threads": os.environ.get("OMP_NUM_THREADS", ""),
               "command": "python benchmarks/tiger_quality.py " + " ".join(sys.argv[1:])}  # fmt: skip
     store = RESULTS / "tiger_quality.json"
-    saved = json.loads(store.read_text()) if store.is_file() else {}
-    retests = [r for r in saved.get("retests", []) if r["label"] != label] + [record]
-    _store(store, retests=retests)
+    saved = stored(store)
+    saved["retests"] = [r for r in saved["retests"] if r["label"] != label] + [record]
+    _store(store, saved)
     print(json.dumps(record))
 
 
-def _store(store: Path, **parts: list[dict]) -> None:
-    """Replace some parts (`runs`, `retests`) of tiger_quality.json, keep the others, re-render the markdown."""
-    saved = json.loads(store.read_text()) if store.is_file() else {}
-    saved = saved if "runs" in saved else {"runs": [saved] if saved else []}
-    saved.update(parts)
+def _store(store: Path, saved: dict[str, list[dict]]) -> None:
+    """Write tiger_quality.json (what `stored` read, updated) and re-render the markdown from it."""
     write_text_atomic(store, json.dumps(saved, indent=2) + "\n")
-    write_text_atomic(RESULTS / "tiger_quality.md", report(saved["runs"], saved.get("retests", [])))
+    write_text_atomic(RESULTS / "tiger_quality.md", report(saved["runs"], saved["retests"]))
 
 
-def stored_runs(store: Path) -> list[dict]:
-    """The runs kept in tiger_quality.json, one per config (an older file held a single run)."""
-    if not store.is_file():
-        return []
-    saved = json.loads(store.read_text())
-    return saved["runs"] if "runs" in saved else [saved]
+def stored(store: Path) -> dict[str, list[dict]]:
+    """tiger_quality.json as {"runs": one per config, "retests": one per label} (an older file held a single run
+    and no retests)."""
+    saved = json.loads(store.read_text()) if store.is_file() else {}
+    runs = saved["runs"] if "runs" in saved else [saved] if saved else []
+    return {**saved, "runs": runs, "retests": saved.get("retests", [])}
 
 
 NOTES = [

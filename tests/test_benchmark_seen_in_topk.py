@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from test_scoring_models import write_checkpoint
+from test_scoring_models import _import_toy_models, write_checkpoint
 
 from recsys.data import SequenceDataModule
 from recsys.models import SASRec
@@ -107,41 +107,15 @@ def test_a_text_config_builds_its_untrained_recformer_and_counts(benchmark_scrip
     assert 0 <= result["any history item in top-5"] <= 1
 
 
-ECHO_MODEL = '''
-import torch
-from torch import nn
-
-
-class EchoGenerator(nn.Module):
-    """Recommends each user's newest history item, then n_items, n_items - 1, ... (a generative model)."""
-
-    def __init__(self, n_items: int, max_len: int = 20) -> None:
-        super().__init__()
-        self.n_items = n_items
-        self.max_len = max_len
-        self.unused = nn.Parameter(torch.zeros(1))
-
-    def generate(self, batch, k):
-        seq = batch["item_seq"]
-        rest = torch.arange(self.n_items, self.n_items - (k - 1), -1).repeat(seq.shape[0], 1)
-        return torch.cat([seq[:, -1:], rest], dim=1)
-'''
-
 
 def test_seen_in_topk_reads_a_generative_model_through_generate(
     benchmark_script, prepared_synthetic: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    import sys
-
-    (tmp_path / "echo_models.py").write_text(ECHO_MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("echo_models", None)
-    import echo_models
-
+    toy_models = _import_toy_models(tmp_path, monkeypatch)  # EchoGenerator: the newest history item first
     data = SequenceDataModule(str(prepared_synthetic), max_len=20)
     data.setup("test")
-    model = echo_models.EchoGenerator(data.n_items)
-    checkpoint = write_checkpoint(tmp_path / "echo.ckpt", model, "echo_models.EchoGenerator", {"n_items": data.n_items})
+    model = toy_models.EchoGenerator(data.n_items, max_len=20)
+    checkpoint = write_checkpoint(tmp_path / "echo.ckpt", model, "toy_models.EchoGenerator", {"n_items": data.n_items})
 
     result = benchmark_script("seen_in_topk").seen_in_topk(checkpoint, prepared_synthetic, k=5, max_len=20, threads=1)
 

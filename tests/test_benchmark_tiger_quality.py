@@ -20,11 +20,11 @@ def test_a_retest_row_is_added_and_the_fitted_runs_are_kept(benchmark_script, tm
     retest = {"label": "seen-excluded", "checkpoint": "x.ckpt", "n_users": 22363, "metrics": metrics,
               "protocol": "full ranking over 12,101 items, leave-one-out (test), seen items excluded, K=5,10,20",
               "test_seconds": 180.0, "command": "python benchmarks/tiger_quality.py --retest x.ckpt"}  # fmt: skip
-    tiger_quality._store(store, retests=[retest])
+    tiger_quality._store(store, {**tiger_quality.stored(store), "retests": [retest]})
     saved = json.loads(store.read_text())
     assert saved["runs"] == runs and saved["retests"] == [retest]
     table = (tmp_path / "tiger_quality.md").read_text()
     assert ("| TIGER, ours on an H200, `x.ckpt` tested on this CPU: `seen-excluded` (seen items excluded) | 0.0500 | "
             "0.0330 | 0.0790 | 0.0426 | test 3.0 min |") in table
-    tiger_quality._store(store, runs=runs)  # a fitted run written later keeps the retests
+    tiger_quality._store(store, {**tiger_quality.stored(store), "runs": runs})  # the retests are kept
     assert json.loads(store.read_text())["retests"] == [retest]

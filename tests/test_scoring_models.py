@@ -153,6 +153,15 @@ class CountdownGenerator(nn.Module):
         ids = torch.arange(self.n_items, self.n_items - k, -1).repeat(batch["item_seq"].shape[0], 1)
         ids[:, 1] = 0
         return ids
+
+
+class EchoGenerator(CountdownGenerator):
+    """Recommends each user's newest history item, then n_items, n_items - 1, ..."""
+
+    def generate(self, batch, k):
+        seq = batch["item_seq"]
+        rest = torch.arange(self.n_items, self.n_items - (k - 1), -1).repeat(seq.shape[0], 1)
+        return torch.cat([seq[:, -1:], rest], dim=1)
 '''
 
 
