@@ -95,3 +95,47 @@ def test_own_learning_rate_follows_the_schedule() -> None:
     assert len(ratios) == 1  # one schedule for every group
     with pytest.raises(ValueError, match="does not have"):
         build_optimizer(_model(), 1e-3, 0.0, "constant", 0, 1, own_lr={"item_table": 1e-2})
+
+
+def test_adafactor_steps_by_the_t5_schedule() -> None:
+    """Adafactor's step is the parameter's RMS times min(lr, 1/sqrt(step)): with lr 0.01 and a constant schedule
+    that is T5X's 0.01 for 10k steps then 1/sqrt(step), the recipe TIGER's paper names. A constant unit gradient
+    on a vector makes the normalised update exactly 1 per element, so each step's size is readable."""
+    weight = nn.Parameter(torch.full((4,), 2.0))
+    holder = nn.Module()
+    holder.weight = weight
+    built = build_optimizer(holder, lr=0.5, weight_decay=0.0, schedule="constant", warmup_steps=0, total_steps=1,
+                            optimizer="adafactor")
+    optimizer = built["optimizer"]
+    assert isinstance(optimizer, torch.optim.Adafactor)
+    for step in range(1, 10):
+        before = weight.detach().clone()
+        weight.sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        built["lr_scheduler"]["scheduler"].step()
+        expected = before.pow(2).mean().sqrt() * min(0.5, step ** -0.5)
+        torch.testing.assert_close(before - weight.detach(), expected.expand(4))
+    with pytest.raises(ValueError, match="adafactor"):
+        build_optimizer(_model(), 1e-3, 0.0, "constant", 0, 1, optimizer="sgd")  # type: ignore[arg-type]
+
+
+def test_generative_task_trains_with_adafactor(prepared_synthetic: Path, tmp_path: Path) -> None:
+    import pytorch_lightning as pl
+
+    from recsys.data import SequenceDataModule
+    from recsys.models import TIGER
+    from recsys.tasks import GenerativeTask
+
+    data = SequenceDataModule(str(prepared_synthetic), max_len=4, batch_size=64, train_windows="every")
+    model = TIGER(data.n_items, text_embeddings="hashed", n_levels=2, codebook_size=16, collision_size=32,
+                  n_user_buckets=0, max_tokens=12, d_model=16, d_kv=8, d_ff=32, n_layers=1, n_heads=2)
+    task = GenerativeTask(model, lr=0.01, schedule="constant", optimizer="adafactor")
+    start = [p.detach().clone() for p in model.parameters()]
+    trainer = pl.Trainer(max_steps=3, precision="bf16-mixed", gradient_clip_val=1.0, accelerator="cpu",
+                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(task, datamodule=data)
+    assert isinstance(trainer.optimizers[0], torch.optim.Adafactor) and trainer.global_step == 3
+    assert task.hparams.optimizer == "adafactor"
+    assert any(not torch.equal(a, b) for a, b in zip(start, model.parameters(), strict=True))

@@ -50,7 +50,8 @@ class RankingTask(pl.LightningModule):
         precision = self.trainer.precision if self.trainer else "32-true"
         clip = self.trainer.gradient_clip_val if self.trainer else None
         return build_optimizer(self, hp.lr, hp.weight_decay, hp.schedule, hp.warmup_steps, total,
-                               fused=can_fuse(self, precision, clip), own_lr=self._own_lr())
+                               fused=can_fuse(self, precision, clip), own_lr=self._own_lr(),
+                               optimizer=hp.get("optimizer", "adamw"))
 
     def _own_lr(self) -> dict[str, float]:
         """Parameters (by name) that a task trains at a learning rate of their own; none by default."""

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from recsys.tasks.base import RankingTask
-from recsys.tasks.optim import Schedule
+from recsys.tasks.optim import Optimizer, Schedule
 
 warnings.filterwarnings("ignore", message=r".*is an instance of `nn.Module` and is already saved.*")
 
@@ -47,8 +47,11 @@ class GenerativeTask(RankingTask):
         model: the generative model (`class_path` in YAML), e.g. recsys.models.TIGER; `n_items` comes from
             the data. Models with semantic IDs get them at setup (`prepare_semantic_ids(dataset)`) unless they
             already have them (a checkpoint).
-        lr: peak learning rate of AdamW.
-        weight_decay: AdamW weight decay (not applied to embeddings, norms and biases).
+        lr: peak learning rate of AdamW; with Adafactor, the cap on its relative step size.
+        weight_decay: weight decay (not applied to embeddings, norms and biases).
+        optimizer: `adamw`, or `adafactor`: T5X's default optimiser (TIGER's paper trains with T5X at 0.01 for
+            10k steps, then an inverse square root decay, which lr 0.01 and a constant schedule give; see
+            `recsys.tasks.optim`).
         schedule: `constant` or `cosine` decay after warm-up.
         warmup_steps: linear warm-up steps.
         ks: cut-offs for Recall@K, NDCG@K and MRR@K.
@@ -65,6 +68,7 @@ class GenerativeTask(RankingTask):
         weight_decay: float = 0.0,
         schedule: Schedule = "cosine",
         warmup_steps: int = 0,
+        optimizer: Optimizer = "adamw",
         ks: list[int] | None = None,
         monitor_k: int = 10,
         exclude_seen: bool = False,

@@ -1,4 +1,10 @@
-"""AdamW with optional linear warm-up and cosine decay: the one optimiser recipe every task shares."""
+"""AdamW (or Adafactor) with optional linear warm-up and cosine decay: the one optimiser recipe every task shares.
+
+Adafactor is there for TIGER: the paper trains with T5X, whose default optimiser is Adafactor with a relative step
+size of 0.01 for the first 10k steps and 1/sqrt(step) after. torch's Adafactor takes its step size as
+min(lr, 1/sqrt(step)) scaled by each parameter's RMS, so `optimizer="adafactor"` with lr 0.01 and a constant
+schedule is exactly that recipe; the same lr under AdamW diverges (benchmarks/results/gpu_check.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import torch
 from torch import nn
 
 Schedule = Literal["constant", "cosine"]
+Optimizer = Literal["adamw", "adafactor"]
 
 
 def _decay_and_no_decay(module: nn.Module, own_lr: dict[str, float] | None = None) -> list[dict]:
@@ -60,6 +67,7 @@ def build_optimizer(
     min_lr_ratio: float = 0.0,
     fused: bool = False,
     own_lr: dict[str, float] | None = None,
+    optimizer: Optimizer = "adamw",
 ) -> dict:
     """The dict Lightning's configure_optimizers expects, stepping the schedule every optimiser step.
 
@@ -67,9 +75,18 @@ def build_optimizer(
     optimiser step from about 1 ms to 0.2 ms, where the per-parameter loop is mostly Python overhead.
     `own_lr` maps parameter names (as `module.named_parameters()` spells them) to a peak learning rate of
     their own; the warm-up and schedule scale it like `lr`.
+    `optimizer="adafactor"` steps with torch's Adafactor instead (no momentum, factored second moments, updates
+    clipped to RMS 1, each parameter's step scaled by its own RMS): `lr` caps the relative step size
+    min(lr, 1/sqrt(step)), and its weight decay is lr * weight_decay per step. `fused` does not apply to it.
     """
-    optimizer = torch.optim.AdamW(_decay_and_no_decay(module, own_lr), lr=lr, weight_decay=weight_decay,
-                                  fused=True if fused else None)
+    groups = _decay_and_no_decay(module, own_lr)
+    if optimizer == "adamw":
+        built: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay,
+                                                         fused=True if fused else None)
+    elif optimizer == "adafactor":
+        built = torch.optim.Adafactor(groups, lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer='{optimizer}': expected 'adamw' or 'adafactor'")
 
     def factor(step: int) -> float:
         if warmup_steps > 0 and step < warmup_steps:
@@ -80,5 +97,5 @@ def build_optimizer(
         progress = min((step - warmup_steps) / span, 1.0)
         return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    scheduler = torch.optim.lr_scheduler.LambdaLR(built, factor)
+    return {"optimizer": built, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
