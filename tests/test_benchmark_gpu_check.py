@@ -105,6 +105,11 @@ def test_sweep_cosine_jobs_end_their_decay_at_a_set_step(benchmark_script) -> No
     for name, (_, _, args) in gpu_sweep.JOBS.items():
         if name.startswith("tiger_") and name.endswith(("_cos", "_cos_alone")):
             assert value(args, "--model.init_args.schedule") == "cosine", name
+        if name.startswith("tiger_adafactor_"):  # the paper's recipe: Adafactor at 0.01, constant, no decay
+            assert value(args, "--model.init_args.optimizer") == "adafactor", name
+            assert value(args, "--model.init_args.weight_decay") == "0.0" and value(args, "--model.init_args.lr") == "0.01"
+            assert value(args, "--model.init_args.schedule") == "constant", name
+    assert value(constant, "--model.init_args.optimizer") is None  # AdamW, the config's own
 
 
 def test_the_recformer_gpu_config_is_the_measured_sweep_job(benchmark_script) -> None:
