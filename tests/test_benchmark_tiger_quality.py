@@ -28,3 +28,22 @@ def test_a_retest_row_is_added_and_the_fitted_runs_are_kept(benchmark_script, tm
             "0.0330 | 0.0790 | 0.0426 | test 3.0 min |") in table
     tiger_quality._store(store, {**tiger_quality.stored(store), "runs": runs})  # the retests are kept
     assert json.loads(store.read_text())["retests"] == [retest]
+
+
+def test_the_adafactor_config_is_the_measured_run() -> None:
+    """configs/tiger/amazon-beauty-adafactor.yaml cites the `adafactor-lr1e-2` row: it must be that run's config
+    with the run's overrides and nothing else changed."""
+    import yaml
+
+    root = RESULTS.parents[1]
+    (run,) = [r for r in json.loads((RESULTS / "tiger_quality.json").read_text())["runs"]
+              if r.get("label") == "adafactor-lr1e-2"]
+    extra = run["command"].split(" --extra ", 1)[1].split()
+    expected = yaml.safe_load((root / run["config"]).read_text())
+    for key, value in zip(extra[::2], extra[1::2], strict=True):
+        assert key.startswith("--model.init_args."), key
+        expected["model"]["init_args"][key.removeprefix("--model.init_args.")] = yaml.safe_load(value)
+    expected["experiment"] = "tiger-amazon-beauty-adafactor"
+    shipped = yaml.safe_load((root / "configs/tiger/amazon-beauty-adafactor.yaml").read_text())
+    assert shipped == expected
+    assert shipped["model"]["init_args"]["optimizer"] == "adafactor"
