@@ -8,8 +8,8 @@ validation NDCG@10. The jobs (`--only` picks some):
   of 64) on Amazon Beauty with semantic IDs built beforehand (`--tiger-ids`, a `SemanticIds.save` file, so the
   card needs no text encoder), at constant learning rates with batches of 256 and 1,024 (the paper's lr 0.01
   diverged on this card with AdamW, benchmarks/results/gpu_check.md), (`*_cos`) with a cosine decay that ends at a
-  set step, batches of 1,024 and 2,048, and (`tiger_adafactor_*`) with the paper's own optimiser: T5X's Adafactor at
-  0.01 for 10k steps, then 1/sqrt(step).
+  set step, batches of 1,024 and 2,048, and (`tiger_adafactor_*`) with the optimiser of the paper's T5X setup:
+  Adafactor at 0.01 for 10k steps, then 1/sqrt(step) (on the CPU it beat AdamW, benchmarks/results/tiger_quality.md).
 - recformer_*: Recformer fine-tuning on Amazon Beauty with configs/recformer/amazon-beauty-ids.yaml (the 2-core
   config: item texts plus a learned vector per item) with 4 or all 6 of MiniLM's layers and 2 to 6 epochs, which
   the CPU's 30 minutes cannot hold (it keeps 1 layer for 2 epochs). The card needs the text encoder:
@@ -52,7 +52,7 @@ def tiger_job(batch: int, lr: float, warmup: int, validate_every: int, decay_ste
               adafactor: bool = False) -> list[str]:
     """A constant rate after warm-up, or with `decay_steps` a cosine decay that reaches 0 at that step (set
     near the steps the time cap allows: the cap may stop a run before the rate is down). `adafactor` trains with
-    the paper's optimiser (T5X's Adafactor, no weight decay): lr then caps its relative step min(lr, 1/sqrt(step))."""
+    the optimiser of the paper's T5X setup (Adafactor, no weight decay): lr then caps its relative step min(lr, 1/sqrt(step))."""
     schedule = ["--model.init_args.schedule", "constant"]
     if decay_steps:
         schedule = ["--model.init_args.schedule", "cosine", "--trainer.max_steps", str(decay_steps)]
