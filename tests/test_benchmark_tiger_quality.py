@@ -28,6 +28,10 @@ def test_a_retest_row_is_added_and_the_fitted_runs_are_kept(benchmark_script, tm
             "0.0330 | 0.0790 | 0.0426 | test 3.0 min |") in table
     tiger_quality._store(store, {**tiger_quality.stored(store), "runs": runs})  # the retests are kept
     assert json.loads(store.read_text())["retests"] == [retest]
+    cpu = {**retest, "label": "cpu-run", "trained_on": "this CPU (a.yaml)"}  # --trained-on names where it trained
+    tiger_quality._store(store, {**tiger_quality.stored(store), "retests": [retest, cpu]})
+    assert "| TIGER, ours on this CPU (a.yaml), `x.ckpt` tested on this CPU: `cpu-run` (seen items excluded) |" in (
+        tmp_path / "tiger_quality.md").read_text()
 
 
 def test_the_adafactor_config_is_the_measured_run() -> None:
