@@ -436,7 +436,8 @@ NOTES = [
     "under it reached 4 epochs in the cap (.0332 / .0198 / .0595 / .0282), behind the small model at equal epochs "
     "on validation. Its checkpoint with seen items excluded (`--trained-on` names where a retested checkpoint "
     "trained): .0527 / .0350 / .0808 / .0440. `seen_in_topk.py` on it: 1.022 history items per top 10, one first "
-    "for 0.180 of users, so the better optimiser leaves the seen-kept gap at NDCG@5 where it was.",
+    "for 0.180 of users, as on the H200 checkpoint (1.007, 0.180): the better optimiser did not stop it ranking "
+    "items the user already has.",
     "- Beam search is constrained to the prefix trie of real IDs, so every recommended id is an item; the "
     "Evaluator still counts a wasted slot if one were not.",
     "- Latency is the Evaluator's path (what `recsys test` and scoring run): encoder once per batch, cross-attention "

@@ -99,7 +99,7 @@ def test_own_learning_rate_follows_the_schedule() -> None:
 
 def test_adafactor_steps_by_the_t5_schedule() -> None:
     """Adafactor's step is the parameter's RMS times min(lr, 1/sqrt(step)): with lr 0.01 and a constant schedule
-    that is T5X's 0.01 for 10k steps then 1/sqrt(step), the recipe TIGER's paper names. A constant unit gradient
+    that is T5X's 0.01 for 10k steps then 1/sqrt(step), the schedule TIGER's paper gives. A constant unit gradient
     on a vector makes the normalised update exactly 1 per element, so each step's size is readable."""
     weight = nn.Parameter(torch.full((4,), 2.0))
     holder = nn.Module()
