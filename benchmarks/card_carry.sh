@@ -5,7 +5,7 @@
 # polars' runtime wheel alone is 54 MB. So the packages the image lacks are unpacked here and carried as one xz tarball
 # (about 44 MB), beside the prepared Amazon Beauty tables, TIGER's semantic IDs (built here, where the text
 # encoder is) and MiniLM's embeddings and lower 4 layers for Recformer (benchmarks/card_minilm.py; its upper 2
-# layers go to OUT_DIR2, for a later call: benchmarks/card_recformer.sh). On the card, from the repository root:
+# layers go to OUT_DIR2, for a later call: benchmarks/card_sweep.sh). On the card, from the repository root:
 #
 #   mkdir -p /tmp/site && tar -C /tmp/site -xJf gpu_carry/site.tar.xz && export PYTHONPATH=/tmp/site:$PWD
 #   python3 benchmarks/gpu_sweep.py --prepared gpu_carry/prepared --tiger-ids gpu_carry/beauty-ids.npz --out $OUT ...

@@ -250,16 +250,30 @@ def start_fit(name: str, command: list[str], logs: Path, threads: int) -> tuple[
     return subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=env), time.perf_counter()
 
 
+def best_checkpoint(root: Path) -> Path | None:
+    """The run's latest best-*.ckpt (the one `fit` tested)."""
+    best = sorted(root.rglob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return best[-1] if best else None
+
+
+def retest_command(root: Path, again: Path, accelerator: str, extra: list[str]) -> list[str] | None:
+    """`recsys test` of the run's best checkpoint under the config it trained with, plus `extra`, into `again`;
+    None when the run left no best checkpoint or config.yaml."""
+    best = best_checkpoint(root)
+    config = sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime)
+    if best is None or not config:
+        return None
+    return [sys.executable, "-m", "recsys.cli", "test", "--config", str(config[0]), "--ckpt_path", str(best),
+            "--trainer.accelerator", accelerator, "--trainer.default_root_dir", str(again),
+            "--trainer.enable_progress_bar", "false", *extra]  # fmt: skip
+
+
 def ddp_retest(root: Path, logs: Path, accelerator: str) -> dict[str, Any]:
     """The DDP run's best checkpoint tested by one plain process: its metrics must equal the DDP test's."""
-    best = sorted(root.rglob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    config = sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime)
-    if not best or not config:
-        return {"error": "no best checkpoint or config.yaml"}
     again = root.with_name(root.name + "-retest")
-    command = [sys.executable, "-m", "recsys.cli", "test", "--config", str(config[0]), "--ckpt_path", str(best[-1]),
-               "--trainer.strategy", "auto", "--trainer.accelerator", accelerator,
-               "--trainer.default_root_dir", str(again), "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    command = retest_command(root, again, accelerator, ["--trainer.strategy", "auto"])
+    if command is None:
+        return {"error": "no best checkpoint or config.yaml"}
     code = run_logged(command, logs / "ddp.log")
     retested = fit_result(again)
     return retested["test"] if code == 0 and retested["ok"] else {"error": f"exit {code}; see ddp.log"}

@@ -13,7 +13,7 @@ validation NDCG@10. The jobs (`--only` picks some):
 - recformer_*: Recformer fine-tuning on Amazon Beauty with configs/recformer/amazon-beauty-ids.yaml (the 2-core
   config: item texts plus a learned vector per item) with 4 or all 6 of MiniLM's layers and 2 to 6 epochs, which
   the CPU's 30 minutes cannot hold (it keeps 1 layer for 2 epochs). The card needs the text encoder:
-  benchmarks/card_minilm.py carries it in two pieces (benchmarks/card_recformer.sh runs a call).
+  benchmarks/card_minilm.py carries it in two pieces (benchmarks/card_sweep.sh runs a call, TIGER's jobs too).
 - sports_*: SASRec on Amazon Sports with the best seen-excluded recipe of benchmarks/results/quality.md (d=64,
   `train_exclude_seen`, label smoothing 0.2) under three seeds, and label smoothing 0.3 without the CPU run's
   time cap.
@@ -32,15 +32,28 @@ jobs), each job's log into --logs and its run folder (checkpoints, metrics.csv) 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from gpu_check import Report, card_parser, fit_command, fit_result, log, rerender, run_side_by_side
+from gpu_check import (
+    Report,
+    best_checkpoint,
+    card_parser,
+    fit_command,
+    fit_result,
+    log,
+    rerender,
+    retest_command,
+    run_side_by_side,
+    start_fit,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TIGER_CONFIG = "configs/tiger/amazon-beauty-gpu.yaml"
+TIGER_SMALL_CONFIG = "configs/tiger/amazon-beauty-adafactor.yaml"  # the 2-core model (2 + 2 layers) and recipe
 SPORTS_CONFIG = "configs/sasrec/amazon-sports.yaml"
 RECFORMER_CONFIG = "configs/recformer/amazon-beauty-ids.yaml"
 TIGER_TEST_S = 100  # TIGER's test pass (beam search over every test user) must fit after its training cap
@@ -91,7 +104,12 @@ JOBS: dict[str, tuple[str, str, list[str]]] = {
 }
 JOBS["tiger_b2048_lr1e-3_cos_alone"] = JOBS["tiger_b2048_lr1e-3_cos"]  # the same recipe alone on the card, its own row
 for _batch in (256, 1024, 2048):  # the paper's recipe: Adafactor at 0.01 (then 1/sqrt(step)), no warm-up
-    JOBS[f"tiger_adafactor_b{_batch}"] = (TIGER_CONFIG, "amazon-beauty", tiger_job(_batch, 1e-2, 0, 3, adafactor=True))
+    _every = 1 if _batch == 256 else 3  # an epoch of 256s is 513 steps, several minutes side by side on the card
+    JOBS[f"tiger_adafactor_b{_batch}"] = (TIGER_CONFIG, "amazon-beauty", tiger_job(_batch, 1e-2, 0, _every, adafactor=True))
+    # The 2-core Adafactor model past the 20 epochs its 90 CPU minutes held, with the GPU config's evaluation batches.
+    JOBS[f"tiger_adafactor_small_b{_batch}"] = (TIGER_SMALL_CONFIG, "amazon-beauty", [
+        *tiger_job(_batch, 1e-2, 0, _every, adafactor=True), "--data.init_args.eval_batch_size", "1024",
+        "--model.init_args.model.init_args.length_groups", "1"])
 for _layers in (4, 6):
     JOBS[f"recformer_l{_layers}_e2"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(_layers, 2))
     JOBS[f"recformer_l{_layers}_e3"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(_layers, 3))
@@ -153,7 +171,7 @@ NOTES: list[str] = [
     "float16 (restored to float32; the restored encoder's token states against the original on 2,000 Beauty items: "
     "cosine at least 0.999999). A call carries 64 MiB and the packages take 44 MB, so the first call carried the "
     "lower 4 layers (the `l4` jobs, 163 s for the call) and the later calls, on the same warm machine, the upper 2. "
-    "The calls ran an earlier form of benchmarks/card_recformer.sh that unpacked the packages into the working "
+    "The calls ran an earlier form of benchmarks/card_sweep.sh (then card_recformer.sh) that unpacked the packages into the working "
     "tree, which the next call no longer had (the tree, ignored folders too, is sent afresh each call), so a 4 s "
     "call unpacked them again into /tmp, where the script now puts them. Four jobs trained side by side per call, "
     "one for `recformer_l6_e4_seed1`. Recall@10 / NDCG@10 / MRR@10 (MRR in gpu_sweep.json and "
@@ -186,6 +204,22 @@ def build_tiger_ids(data: Path, path: Path) -> Path:
     data_module.setup("fit")
     model = TIGER(data_module.n_items, **config["model"]["init_args"]["model"]["init_args"])
     return model.prepare_semantic_ids(data_module.dataset, data_module.split.train).save(path)
+
+
+def keep_weights(checkpoint: Path, path: Path, limit_bytes: int = 15 * 2**20) -> Path:
+    """The checkpoint without its optimiser and loop state, small enough for a call that brings back 16 MiB a file:
+    floating weights in bf16 when fp32 would not fit (loading casts them back to the model's fp32)."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for key in ("optimizer_states", "lr_schedulers", "loops"):
+        state.pop(key, None)
+    weights = state["state_dict"]
+    if sum(t.numel() * t.element_size() for t in weights.values()) > limit_bytes:
+        state["state_dict"] = {k: t.bfloat16() if t.is_floating_point() else t for k, t in weights.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path.with_name(path.name + ".tmp"))
+    return path.with_name(path.name + ".tmp").replace(path)
 
 
 def trained_steps(root: Path) -> int | None:
@@ -231,6 +265,15 @@ def render(data: dict[str, Any]) -> str:
             f"| {name} | {test['recall@5']:.4f} | {test['ndcg@5']:.4f} | {test['recall@10']:.4f} | "
             f"{test['ndcg@10']:.4f} | {r['protocol']} | {best[1]:.4f} ({best[0] + 1}) | {curve[-1][0] + 1} | "
             f"{r.get('steps')} | {r['wall_s']} | `{r['command']}` |")
+    excluded = {name: r["test_seen_excluded"] for name, r in data["jobs"].items()
+                if isinstance(r.get("test_seen_excluded"), dict)}
+    if excluded:
+        lines += ["", "The same best checkpoints with each user's history items dropped from the ranking "
+                  "(`recsys test --config RUN/config.yaml --ckpt_path BEST --model.init_args.exclude_seen true`, "
+                  "`--retest-seen-excluded`):", "",
+                  "| job | test Recall@5 | test NDCG@5 | test Recall@10 | test NDCG@10 |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {t['recall@5']:.4f} | {t['ndcg@5']:.4f} | {t['recall@10']:.4f} | {t['ndcg@10']:.4f} |"
+                  for name, t in excluded.items()]
     if NOTES:
         lines += ["", "Notes:", "", *(f"- {note}" for note in NOTES)]
     return "\n".join(lines) + "\n"
@@ -244,6 +287,10 @@ def main() -> int:
     parser.add_argument("--tiger-ids", type=Path, help="SemanticIds.save file for TIGER (no tiger_* job without it)")
     parser.add_argument("--only", default="", help="comma-separated job names (default: all)")
     parser.add_argument("--quick", action="store_true", help="20 batches of 32 for 2 epochs, 2 test batches of 64: a plumbing rehearsal")
+    parser.add_argument("--retest-seen-excluded", action="store_true",
+                        help="as each TIGER job ends, test its best checkpoint again with history items dropped")
+    parser.add_argument("--keep-best", type=Path, metavar="DIR",
+                        help="copy each TIGER job's best checkpoint, weights only, to DIR/<job>.ckpt")
     parser.add_argument("--build-tiger-ids", type=Path, metavar="PATH",
                         help="write the GPU config's semantic IDs for --prepared's amazon-beauty to PATH, then exit")
     args = parser.parse_args()
@@ -287,12 +334,33 @@ def main() -> int:
     started = time.perf_counter()
     log(f"starting {len(commands)} jobs: {', '.join(commands)}")
 
+    retests: dict[str, tuple[Any, Path]] = {}
+
     def ended(name: str, code: int | str, wall: float) -> None:
         result = job_result(name, commands[name], code, wall)
         log(f"{name}: {json.dumps(result)[:500]}")
         report.add(name, result)
+        root = Path(commands[name][commands[name].index("--trainer.default_root_dir") + 1])
+        if args.retest_seen_excluded and name.startswith("tiger_") and result.get("ok"):
+            again = root.with_name(root.name + "-seen-excluded")
+            retest = retest_command(root, again, args.accelerator, ["--model.init_args.exclude_seen", "true"])
+            if retest is not None:
+                retests[name] = (start_fit(f"{name}-seen-excluded", retest, args.logs, args.threads)[0], again)
+        best = best_checkpoint(root)
+        if args.keep_best and name.startswith("tiger_") and best is not None:
+            log(f"{name}: kept {keep_weights(best, args.keep_best / f'{name}.ckpt')} from {best.name}")
 
     run_side_by_side(commands, args.logs, args.threads, args.budget, ended)
+    for name, (proc, again) in retests.items():
+        try:
+            code = proc.wait(timeout=max(1.0, args.budget + 60 - (time.perf_counter() - started)))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = "killed at the budget"
+        retested = fit_result(again) if code == 0 else {"ok": False, "error": f"exit {code}"}
+        report.data["jobs"][name]["test_seen_excluded"] = retested.get("test") or retested.get("error")
+        log(f"{name} seen excluded: {report.data['jobs'][name]['test_seen_excluded']}")
+        report.add(name, report.data["jobs"][name])
     log(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 

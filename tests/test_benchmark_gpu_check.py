@@ -134,3 +134,35 @@ def test_the_recformer_gpu_config_is_the_measured_sweep_job(benchmark_script) ->
     base["seed_everything"] = int(overrides["--seed_everything"])
     base["experiment"] = gpu["experiment"]
     assert gpu == base
+
+
+def test_kept_weights_lose_the_optimiser_and_shrink_to_bf16_only_over_the_limit(benchmark_script, tmp_path: Path) -> None:
+    """A call brings back 16 MiB a file: `--keep-best` keeps what `recsys test` loads, in bf16 only when fp32 is
+    over the limit, and never the optimiser's state."""
+    import torch
+
+    gpu_sweep = benchmark_script("gpu_sweep")
+    weights = {"w": torch.randn(1000), "codes": torch.arange(10)}
+    torch.save({"state_dict": weights, "hyper_parameters": {"lr": 0.01}, "optimizer_states": [{"m": 1}],
+                "loops": {}, "lr_schedulers": []}, tmp_path / "best.ckpt")  # fmt: skip
+    small = torch.load(gpu_sweep.keep_weights(tmp_path / "best.ckpt", tmp_path / "a.ckpt", limit_bytes=100))
+    assert set(small) == {"state_dict", "hyper_parameters"}
+    assert small["state_dict"]["w"].dtype == torch.bfloat16 and small["state_dict"]["codes"].dtype == torch.int64
+    assert torch.allclose(small["state_dict"]["w"].float(), weights["w"], rtol=1e-2, atol=1e-2)
+    exact = torch.load(gpu_sweep.keep_weights(tmp_path / "best.ckpt", tmp_path / "b.ckpt", limit_bytes=10**6))
+    assert torch.equal(exact["state_dict"]["w"], weights["w"])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_sweep_renders_the_seen_excluded_retest_beside_the_row(benchmark_script, tmp_path: Path) -> None:
+    gpu_sweep = benchmark_script("gpu_sweep")
+    report = gpu_sweep.Report(tmp_path, "gpu_sweep", gpu_sweep.render)
+    test = {"recall@5": 0.04, "ndcg@5": 0.03, "recall@10": 0.07, "ndcg@10": 0.035}
+    report.add("tiger_a", {"ok": True, "test": test, "protocol": "seen items kept", "wall_s": 1.0, "command": "x",
+                           "test_seen_excluded": {**test, "ndcg@10": 0.044}})  # fmt: skip
+    report.add("tiger_b", {"ok": True, "test": test, "protocol": "seen items kept", "wall_s": 1.0, "command": "x",
+                           "test_seen_excluded": "exit 1"})  # fmt: skip
+    table = (tmp_path / "gpu_sweep.md").read_text()
+    assert "| tiger_a | 0.0400 | 0.0300 | 0.0700 | 0.0440 |" in table
+    assert "| tiger_b | 0.0400 | 0.0300 | 0.0700 | 0.0350 | seen items kept" in table
+    assert table.count("| tiger_b |") == 1  # a failed retest leaves no row in the seen-excluded table
