@@ -115,6 +115,8 @@ for _layers in (4, 6):
     JOBS[f"recformer_l{_layers}_e3"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(_layers, 3))
     JOBS[f"recformer_l{_layers}_e2_t003"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(_layers, 2, 0.03))
     JOBS[f"recformer_l{_layers}_e2_drop02"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(_layers, 2, dropout=0.2))
+JOBS["tiger_adafactor_small_b2048_drop02"] = (TIGER_SMALL_CONFIG, "amazon-beauty", [
+    *JOBS["tiger_adafactor_small_b2048"][2], "--model.init_args.model.init_args.dropout", "0.2"])
 JOBS["recformer_l6_e3_seed1"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(6, 3, seed=1))
 JOBS["recformer_l6_e4"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(6, 4))
 JOBS["recformer_l6_e6"] = (RECFORMER_CONFIG, "amazon-beauty", recformer_job(6, 6))
