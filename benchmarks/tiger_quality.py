@@ -438,6 +438,12 @@ NOTES = [
     "trained): .0527 / .0350 / .0808 / .0440. `seen_in_topk.py` on it: 1.022 history items per top 10, one first "
     "for 0.180 of users, as on the H200 checkpoint (1.007, 0.180): the better optimiser did not stop it ranking "
     "items the user already has.",
+    "- `collab-w2` and `collab-w4` rows (2026-12-04, side by side, one thread each, an 80-minute cap): "
+    "configs/tiger/amazon-beauty-adafactor.yaml with `--model.init_args.model.init_args.collaborative_weight` 2 and "
+    "4 instead of 1, so that the co-occurrence part of each item's embedding weighs more in its semantic ID. "
+    "Neither helped: .0410 / .0262 / .0694 / .0353 (weight 2, checkpoint best-15-1958) and .0400 / .0242 / .0704 / "
+    ".0340 (weight 4, best-9-1290), against weight 1's .0440 / .0272 / .0722 / .0363 (best-15-2064, 20 epochs in "
+    "90 minutes). Best validation NDCG@10: .0214 (weight 2) and .0201 (weight 4) against weight 1's .0229.",
     "- Beam search is constrained to the prefix trie of real IDs, so every recommended id is an item; the "
     "Evaluator still counts a wasted slot if one were not.",
     "- Latency is the Evaluator's path (what `recsys test` and scoring run): encoder once per batch, cross-attention "
