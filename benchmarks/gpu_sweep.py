@@ -9,7 +9,10 @@ validation NDCG@10. The jobs (`--only` picks some):
   card needs no text encoder), at constant learning rates with batches of 256 and 1,024 (the paper's lr 0.01
   diverged on this card with AdamW, benchmarks/results/gpu_check.md), (`*_cos`) with a cosine decay that ends at a
   set step, batches of 1,024 and 2,048, and (`tiger_adafactor_*`) with the optimiser of the paper's T5X setup:
-  Adafactor at 0.01 for 10k steps, then 1/sqrt(step) (on the CPU it beat AdamW, benchmarks/results/tiger_quality.md).
+  Adafactor at 0.01 for 10k steps, then 1/sqrt(step) (on the CPU it beat AdamW, benchmarks/results/tiger_quality.md);
+  `tiger_adafactor_small_*` train the 2-core model of configs/tiger/amazon-beauty-adafactor.yaml the same way.
+  `--retest-seen-excluded` tests each TIGER job's best checkpoint again with history items dropped, and
+  `--keep-best DIR` brings those checkpoints back (weights only).
 - recformer_*: Recformer fine-tuning on Amazon Beauty with configs/recformer/amazon-beauty-ids.yaml (the 2-core
   config: item texts plus a learned vector per item) with 4 or all 6 of MiniLM's layers and 2 to 6 epochs, which
   the CPU's 30 minutes cannot hold (it keeps 1 layer for 2 epochs). The card needs the text encoder:
@@ -196,8 +199,8 @@ NOTES: list[str] = [
     "tiger_adafactor_small_b2048_drop02 290` (190 s cap, 259 s for the call): the 2-core model of "
     "configs/tiger/amazon-beauty-adafactor.yaml with batches of 2,048 trained 24 epochs in 190 s (1,561 steps), "
     "validation .0218 at epoch 24 and still rising, and tested .0426 / .0265 / .0709 / .0356; dropout 0.2 instead of "
-    "0.1, .0406 / .0245 / .0706 / .0342. The same model on the 2-core CPU (batches of 1,024, 90 minutes, best epoch "
-    "15 of 20) tested .0440 / .0272 / .0722 / .0363 (benchmarks/results/tiger_quality.md). So Adafactor brings the "
+    "0.1, .0406 / .0245 / .0706 / .0342. The same model on the 2-core CPU (batches of 1,024, 90 minutes, 20 epochs, "
+    "checkpoint best-15-2064) tested .0440 / .0272 / .0722 / .0363 (benchmarks/results/tiger_quality.md). So Adafactor brings the "
     "card's NDCG@5 from the .0252-.0264 of the AdamW rows that trained 20 epochs or more to at most .0271, and the "
     "paper's size gains nothing over the 2-core model in these minutes (its validation was still rising): every "
     "TIGER recipe that trained 15 epochs or more lands at NDCG@10 .034-.036 with seen items kept, against the paper's "
