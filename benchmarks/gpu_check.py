@@ -224,6 +224,11 @@ def fit_command(config: str, prepared: Path, dataset: str, root: Path, seconds: 
             *extra]  # fmt: skip
 
 
+def run_root(command: list[str]) -> Path:
+    """The run folder a `fit_command` writes into (its --trainer.default_root_dir)."""
+    return Path(command[command.index("--trainer.default_root_dir") + 1])
+
+
 def fit_result(root: Path) -> dict[str, Any]:
     """Test metrics of the run's best checkpoint and its validation curve, from the run's own files."""
     import polars as pl
@@ -336,7 +341,7 @@ def run_side_by_side(jobs: dict[str, list[str]], logs: Path, threads: int, budge
 
 def fit_report(report: Report, name: str, command: list[str], code: int | str, wall: float,
                args: argparse.Namespace) -> None:
-    root = Path(command[command.index("--trainer.default_root_dir") + 1])
+    root = run_root(command)
     result = fit_result(root) if code == 0 else {"ok": False, "error": f"exit {code}; see {name}.log"}
     result["wall_s"] = round(wall, 1)
     result["command"] = " ".join(command[1:]).replace(str(ROOT) + "/", "")

@@ -49,6 +49,7 @@ from gpu_check import (
     log,
     rerender,
     retest_command,
+    run_root,
     run_side_by_side,
     start_fit,
 )
@@ -248,8 +249,9 @@ def keep_weights(checkpoint: Path, path: Path, limit_bytes: int = 15 * 2**20) ->
     if sum(t.numel() * t.element_size() for t in weights.values()) > limit_bytes:
         state["state_dict"] = {k: t.bfloat16() if t.is_floating_point() else t for k, t in weights.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path.with_name(path.name + ".tmp"))
-    return path.with_name(path.name + ".tmp").replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    return tmp.replace(path)
 
 
 def trained_steps(root: Path) -> int | None:
@@ -262,7 +264,7 @@ def trained_steps(root: Path) -> int | None:
 
 
 def job_result(name: str, command: list[str], code: int | str, wall: float) -> dict[str, Any]:
-    root = Path(command[command.index("--trainer.default_root_dir") + 1])
+    root = run_root(command)
     result = fit_result(root) if code == 0 else {"ok": False, "error": f"exit {code}; see {name}.log"}
     result["steps"] = trained_steps(root)
     result["wall_s"] = round(wall, 1)
@@ -370,14 +372,14 @@ def main() -> int:
         result = job_result(name, commands[name], code, wall)
         log(f"{name}: {json.dumps(result)[:500]}")
         report.add(name, result)
-        root = Path(commands[name][commands[name].index("--trainer.default_root_dir") + 1])
+        root = run_root(commands[name])
         if args.retest_seen_excluded and name.startswith("tiger_") and result.get("ok"):
             again = root.with_name(root.name + "-seen-excluded")
             retest = retest_command(root, again, args.accelerator, ["--model.init_args.exclude_seen", "true"])
             if retest is not None:
                 retests[name] = (start_fit(f"{name}-seen-excluded", retest, args.logs, args.threads)[0], again)
-        best = best_checkpoint(root)
-        if args.keep_best and name.startswith("tiger_") and best is not None:
+        best = best_checkpoint(root) if args.keep_best and name.startswith("tiger_") else None
+        if best is not None:
             log(f"{name}: kept {keep_weights(best, args.keep_best / f'{name}.ckpt')} from {best.name}")
 
     run_side_by_side(commands, args.logs, args.threads, args.budget, ended)
