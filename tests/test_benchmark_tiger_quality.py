@@ -51,3 +51,42 @@ def test_the_adafactor_config_is_the_measured_run() -> None:
     shipped = yaml.safe_load((root / "configs/tiger/amazon-beauty-adafactor.yaml").read_text())
     assert shipped == expected
     assert shipped["model"]["init_args"]["optimizer"] == "adafactor"
+
+
+def test_sports_and_toys_configs_are_the_beauty_recipe_on_their_data() -> None:
+    """The Sports and Toys rows claim Beauty's Adafactor recipe untouched: only the data path and name may differ."""
+    import yaml
+
+    root = RESULTS.parents[1]
+    beauty = yaml.safe_load((root / "configs/tiger/amazon-beauty-adafactor.yaml").read_text())
+    for dataset in ("amazon-sports", "amazon-toys"):
+        config = yaml.safe_load((root / f"configs/tiger/{dataset}-adafactor.yaml").read_text())
+        assert config["data"]["init_args"].pop("path").endswith(f"/{dataset}")
+        assert config.pop("experiment") == f"tiger-{dataset}-adafactor"
+        expected = {k: v for k, v in beauty.items() if k != "experiment"}
+        expected["data"] = {**beauty["data"], "init_args": {
+            k: v for k, v in beauty["data"]["init_args"].items() if k != "path"}}
+        assert config == expected
+
+
+def test_another_dataset_gets_its_own_table(benchmark_script, tmp_path: Path, monkeypatch) -> None:
+    """A Toys run goes to tiger_quality_amazon-toys.{json,md} under Toys' published row (no @5 there), without
+    Beauty's H200 rows or notes, and leaves Beauty's file alone."""
+    tiger_quality = benchmark_script("tiger_quality")
+    monkeypatch.setattr(tiger_quality, "RESULTS", tmp_path)
+    beauty = tmp_path / "tiger_quality.json"
+    shutil.copy(RESULTS / "tiger_quality.json", beauty)
+    (run,) = [r for r in json.loads(beauty.read_text())["runs"] if r.get("label") == "adafactor-lr1e-2"]
+    toys = {**run, "dataset": "amazon-toys", "config": "configs/tiger/amazon-toys-adafactor.yaml", "label": "",
+            "published_tiger": tiger_quality.DATASETS["amazon-toys"]["tiger"],
+            "published_sasrec": tiger_quality.DATASETS["amazon-toys"]["sasrec"], "our_sasrec": None}
+    store = tiger_quality.results_file("amazon-toys", "json")
+    assert store == tmp_path / "tiger_quality_amazon-toys.json"
+    tiger_quality._store(store, {"runs": [toys], "retests": []})
+    table = (tmp_path / "tiger_quality_amazon-toys.md").read_text()
+    assert table.startswith("# TIGER on Amazon Toys and Games\n")
+    assert "| TIGER, published (Table 1) |  |  | 0.0712 | 0.0432 | 200k steps, TPU |" in table
+    assert "| SASRec, ours | not yet measured (benchmarks/results/quality.json has no amazon-toys run)" in table
+    assert "on an H200" not in table and "anonymous attribute tokens" in table
+    assert "| TIGER, ours: `amazon-toys-adafactor` (20 epochs) | 0.0440 |" in table
+    assert beauty.read_bytes() == (RESULTS / "tiger_quality.json").read_bytes()
