@@ -9,6 +9,10 @@ identical codes under any tokenizer, so the report counts distinct texts and sep
 caused by identical texts from collisions between different texts (the tokenizer's own).
 
     python benchmarks/semantic_ids_report.py --data /path/to/prepared/amazon-beauty
+
+With `--collaborative-weight W` the vector cut is the text embedding joined by W times the co-occurrence embedding
+of the training split, as TIGER builds it when its `collaborative_weight` is W (same tokenizer seed, so RQ-KMeans
+gives the codes the model trains on): the IDs of configs/tiger/*-collab*.yaml and *-adafactor.yaml.
 """
 
 from __future__ import annotations
@@ -104,11 +108,15 @@ def render(result: dict[str, object], reports: list[SemanticIdReport]) -> str:
         f"({'read from cache' if result['embeddings_cached'] else 'computed'}).",
         "",
         "Item texts: " + ", ".join(f"{k} {v}" for k, v in dict(result["texts"]).items()) + ". "  # type: ignore[arg-type]
-        "Items with identical texts get identical embeddings, hence identical codes under any tokenizer: "
-        "the collision rate before the extra digit cannot fall below the share of items sharing their text, "
-        "and the collision digit needs at least as many codes as the largest identical-text group. "
-        "`text_level_collision_rate` counts only collisions between different texts. "
-        "Reconstruction error compares each embedding with what the codes give back: for RQ-KMeans the sum "
+        + (f"Vectors cut: the text embedding joined by {weight:g} x a {result['collaborative_dim']}-d co-occurrence "
+           "embedding of the training split (TIGER's `collaborative_weight`), so items with identical texts can get "
+           "different codes; `text_level_collision_rate` counts collisions between different texts. "
+           if (weight := float(result.get("collaborative_weight") or 0)) > 0 else
+           "Items with identical texts get identical embeddings, hence identical codes under any tokenizer: "
+           "the collision rate before the extra digit cannot fall below the share of items sharing their text, "
+           "and the collision digit needs at least as many codes as the largest identical-text group. "
+           "`text_level_collision_rate` counts only collisions between different texts. ")
+        + "Reconstruction error compares each embedding with what the codes give back: for RQ-KMeans the sum "
         "of its centroids, for RQ-VAE the decoder's output from the codes alone (through a 32-d latent), so "
         "the two are not the same measurement.",
         "",
@@ -132,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--codes", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rqvae-epochs", type=int, default=40)
+    parser.add_argument("--rqvae-epochs", type=int, default=40, help="0 skips RQ-VAE")
+    parser.add_argument("--collaborative-weight", type=float, default=0.0,
+                        help="join W x the training split's co-occurrence embedding to the text (TIGER's "
+                             "collaborative_weight); 0 cuts IDs from the text alone")
+    parser.add_argument("--collaborative-dim", type=int, default=64)
     args = parser.parse_args(argv)
 
     env = environment()
@@ -141,18 +153,27 @@ def main(argv: list[str] | None = None) -> int:
     cached = cache_file(texts, Path(args.data) / "cache", args.encoder, args.max_length).is_file()
     start = time.perf_counter()
     x = item_text_embeddings(ds, encoder_path=args.encoder, max_length=args.max_length)[1:]
+    if args.collaborative_weight > 0:
+        from recsys.data import SequenceDataModule
+        from recsys.semantic_ids.collaborative import collaborative_embeddings
+
+        train = SequenceDataModule(str(args.data)).split.train  # validation and test targets never shape IDs
+        usage = collaborative_embeddings(train, x.shape[0], args.collaborative_dim, seed=args.seed)
+        x = np.hstack([x, args.collaborative_weight * usage]).astype(np.float32)
     embedding_seconds = time.perf_counter() - start
 
-    reports = [
-        run_tokenizer("RQ-KMeans", RQKMeans(args.levels, args.codes, seed=args.seed), x, args.codes, texts),
-        run_tokenizer("RQ-VAE", RQVAETokenizer(args.levels, args.codes, epochs=args.rqvae_epochs, seed=args.seed),
-                      x, args.codes, texts),
-    ]
+    reports = [run_tokenizer("RQ-KMeans", RQKMeans(args.levels, args.codes, seed=args.seed), x, args.codes, texts)]
+    if args.rqvae_epochs > 0:
+        reports.append(run_tokenizer(
+            "RQ-VAE", RQVAETokenizer(args.levels, args.codes, epochs=args.rqvae_epochs, seed=args.seed), x, args.codes,
+            texts))
     result: dict[str, object] = {
         "dataset": ds.name,
         "command": "python benchmarks/semantic_ids_report.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "n_items": ds.n_items,
         "encoder": encoder_name(args.encoder),
+        "collaborative_weight": args.collaborative_weight,
+        "collaborative_dim": args.collaborative_dim,
         "max_length": args.max_length,
         "embedding_seconds": round(embedding_seconds, 2),
         "embeddings_cached": cached,
