@@ -86,7 +86,18 @@ def test_another_dataset_gets_its_own_table(benchmark_script, tmp_path: Path, mo
     table = (tmp_path / "tiger_quality_amazon-toys.md").read_text()
     assert table.startswith("# TIGER on Amazon Toys and Games\n")
     assert "| TIGER, published (Table 1) |  |  | 0.0712 | 0.0432 | 200k steps, TPU |" in table
-    assert "| SASRec, ours | not yet measured (benchmarks/results/quality.json has no amazon-toys run)" in table
+    for protocol in ("seen items kept", "seen items excluded"):  # no quality.json under the patched RESULTS
+        assert (f"| SASRec, ours ({protocol}) | not yet measured (benchmarks/results/quality.json has no amazon-toys "
+                "run)") in table
     assert "on an H200" not in table and "anonymous attribute tokens" in table
     assert "| TIGER, ours: `amazon-toys-adafactor` (20 epochs) | 0.0440 |" in table
     assert beauty.read_bytes() == (RESULTS / "tiger_quality.json").read_bytes()
+
+
+def test_our_sasrec_rows_name_their_protocol(benchmark_script) -> None:
+    """A run whose label does not say so (`...-trainexcl`) is still filed under the protocol it was tested with."""
+    tiger_quality = benchmark_script("tiger_quality")
+    kept, excluded = tiger_quality.our_sasrec("amazon-sports", False), tiger_quality.our_sasrec("amazon-sports", True)
+    assert "seen items kept" in kept["protocol"] and "seen items excluded" in excluded["protocol"]
+    assert tiger_quality.our_sasrec("amazon-sports")["metrics"]["ndcg@10"] == max(
+        kept["metrics"]["ndcg@10"], excluded["metrics"]["ndcg@10"])
