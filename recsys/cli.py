@@ -1,7 +1,8 @@
 """The `recsys` command.
 
 `recsys prep` prepares a dataset; `recsys fit|validate|test|predict` train and evaluate through the
-Lightning CLI; `recsys score` writes every user's top-K; `recsys sweep` runs scaling-law sweeps.
+Lightning CLI; `recsys score` writes every user's top-K; `recsys sweep` runs scaling-law sweeps; `recsys average`
+averages the weights of checkpoints of one run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ commands:
   predict   run the model's predict loop
   score     write every user's top-K recommendations as parquet shards
   sweep     scaling-law sweeps with power-law fits
+  average   one checkpoint with the mean weights of several of one run (e.g. best and last)
 
 `recsys COMMAND --help` explains each command.
 """
@@ -39,6 +41,10 @@ def _command(name: str) -> Callable[[list[str]], int | None]:
         from recsys.scaling import main as sweep_main
 
         return sweep_main
+    if name == "average":
+        from recsys.scoring.average import main as average_main
+
+        return average_main
     if name in LIGHTNING_COMMANDS:
         from recsys.tasks.cli import run_lightning_cli
 
