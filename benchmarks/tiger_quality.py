@@ -108,23 +108,36 @@ def _val_ndcg(root: Path) -> list[float]:
             for r in csv.DictReader(f.open()) if r.get("val/ndcg@10")]
 
 
-def select_checkpoint(run: Path, common: list[str], work: Path) -> tuple[Path, dict[str, object]]:
+def _validated(ckpt: Path, common: list[str], work: Path, name: str) -> float:
+    """Validation NDCG@10 of a checkpoint on the users training validated on (run once, then read back)."""
+    root = work / name
+    if not root.exists():
+        _recsys(["validate", *common, "--trainer.default_root_dir", str(root), "--ckpt_path", str(ckpt)],
+                work / f"{name}.log")
+    return (_val_ndcg(root) or [float("-inf")])[-1]
+
+
+def select_checkpoint(run: Path, common: list[str], work: Path, average: bool = False) -> tuple[Path, dict[str, object]]:
     """The best checkpoint by validation NDCG@10; when the time cap stopped training mid-epoch, last.ckpt holds
-    steps no validation has seen, so it is validated on the same users and kept if it scores higher."""
+    steps no validation has seen, so it is validated on the same users and kept if it scores higher. With
+    `average`, the mean of best and last (`recsys average`) is a third candidate, validated the same way."""
     best = sorted((run / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not best:
         raise SystemExit(f"no best-*.ckpt under {run / 'checkpoints'}")
     chosen, info = best[-1], {"best": best[-1].name, "best_val_ndcg@10": max(_val_ndcg(run), default=float("nan"))}
     last = run / "checkpoints" / "last.ckpt"
     if last.is_file() and _step_of(last) > _step_of(chosen):
-        root = work / "validate-last"
-        if not root.exists():
-            _recsys(["validate", *common, "--trainer.default_root_dir", str(root), "--ckpt_path", str(last)],
-                    work / "validate-last.log")
-        score = (_val_ndcg(root) or [float("-inf")])[-1]
+        score = _validated(last, common, work, "validate-last")
         info.update({"last_step": _step_of(last), "last_val_ndcg@10": score})
         if score > float(info["best_val_ndcg@10"]):
             chosen = last
+        if average:
+            from recsys.scoring.average import average_checkpoints
+
+            mean = average_checkpoints([best[-1], last], work / "mean-best-last.ckpt")
+            info["mean_val_ndcg@10"] = _validated(mean, common, work, "validate-mean")
+            if info["mean_val_ndcg@10"] > max(score, float(info["best_val_ndcg@10"])):
+                chosen = mean
     info["chosen"] = chosen.name
     info["chosen_step"] = _step_of(chosen)
     return chosen, info
@@ -250,6 +263,9 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=int, default=35, help="wall-clock cap on training (incl. validation)")
     parser.add_argument("--epochs", type=int, default=3, help="max_epochs (the cosine schedule spans them)")
     parser.add_argument("--skip-fit", action="store_true", help="reuse the last run under --work")
+    parser.add_argument("--average", action="store_true",
+                        help="also validate the mean of the best and last checkpoints (recsys average) and test it "
+                             "if it validates higher than both")
     parser.add_argument("--skip-test", action="store_true", help="reuse the last test under --work (implies --skip-fit)")
     parser.add_argument("--latency-users", type=int, default=512)
     parser.add_argument("--latency-single", type=int, default=50)
@@ -294,7 +310,7 @@ def main() -> None:
             "fit_seconds": fit_seconds, "cap_minutes": args.max_minutes, "max_epochs": args.epochs,
             "load_1m_start": load_start, "command": "python benchmarks/tiger_quality.py " + " ".join(sys.argv[1:])}))
     fit_info = json.loads((args.work / "fit_seconds.json").read_text())
-    ckpt, selection = select_checkpoint(run, common, args.work)
+    ckpt, selection = select_checkpoint(run, common, args.work, args.average)
     test_root = args.work / "test"
     if not args.skip_test:
         if test_root.exists():
@@ -476,6 +492,12 @@ NOTES = [
     "Neither helped: .0410 / .0262 / .0694 / .0353 (weight 2, checkpoint best-15-1958) and .0400 / .0242 / .0704 / "
     ".0340 (weight 4, best-9-1290), against weight 1's .0440 / .0272 / .0722 / .0363 (best-15-2064, 20 epochs in "
     "90 minutes). Best validation NDCG@10: .0214 (weight 2) and .0201 (weight 4) against weight 1's .0229.",
+    "- `collab-w4-avg-best-last` (2026-12-04): `recsys average` of collab-w4's best-9-1290 and its last checkpoint "
+    "(step 1959) tests .0422 / .0262 / .0712 / .0355 against the best checkpoint's .0400 / .0242 / .0704 / .0340, "
+    "but it validated lower (.0192 against .0201), so `--average` would not have chosen it. collab-w2's last "
+    "checkpoint is its best (step 1958), so there was nothing to average; the `adafactor-lr1e-2` run's checkpoints "
+    "are no longer kept here. On Sports and Toys (tiger_quality_amazon-*.md) the mean validated higher and tested "
+    "higher on all four metrics.",
 ]
 
 SHARED_NOTES = [
@@ -514,6 +536,10 @@ DATASET_NOTES = {
         "the tested checkpoint is best-7-1488: Recall@10 .0404 against the paper's .0400, NDCG@10 .0203 against "
         ".0225. With history items dropped (`--retest ... --extra --model.init_args.exclude_seen true`, the "
         "`seen-excluded` row) it is .0438 / .0231, above both published figures.",
+        "- The `(mean)` row is the same run with `--skip-fit --average`: the mean of best-7-1488 and last (step 2465, "
+        "`recsys average`) validated at .0287 against .0286 and .0267, so it was tested: .0252 / .0158 / .0422 / "
+        ".0212, above the best checkpoint on all four; with history items dropped (`mean-seen-excluded`) .0294 / "
+        ".0192 / .0456 / .0244.",
     ],
     "amazon-toys": [
         "- Its IDs (benchmarks/results/semantic_ids_collab_amazon-toys.md: `python benchmarks/semantic_ids_report.py "
@@ -525,6 +551,10 @@ DATASET_NOTES = {
         "- 22 epochs fit the cap; validation NDCG@10 was flat from epoch 9 (.0418) to 21 (.0422), best at 15 "
         "(.0431). The best checkpoint tests below the paper: Recall@10 .0654 and NDCG@10 .0325 against .0712 and "
         ".0432; with history items dropped .0720 / .0399, Recall@10 above the paper and NDCG@10 still below.",
+        "- The `(mean)` row is the same run with `--skip-fit --average`: the mean of best-15-1712 and last (step 2306, "
+        "`recsys average`) validated at .0437 against .0431 and .0422, so it was tested: .0402 / .0247 / .0666 / "
+        ".0332, above the best checkpoint on all four and still below the paper; with history items dropped "
+        "(`mean-seen-excluded`) .0492 / .0331 / .0740 / .0411.",
     ],
 }
 
@@ -620,7 +650,9 @@ def report(runs: list[dict], retests: list[dict] | None = None) -> str:
             lines += ["", f"Tested checkpoint: `{sel['chosen']}` (step {sel['chosen_step']}), chosen by validation "
                       f"NDCG@10: best-by-epoch {sel['best_val_ndcg@10']:.4f}"
                       + (f", last (step {sel['last_step']}, after the time cap stopped an epoch) "
-                         f"{sel['last_val_ndcg@10']:.4f}" if "last_step" in sel else "") + "."]
+                         f"{sel['last_val_ndcg@10']:.4f}" if "last_step" in sel else "")
+                      + (f", the mean of the two (`recsys average`; the step is best's) {sel['mean_val_ndcg@10']:.4f}"
+                         if "mean_val_ndcg@10" in sel else "") + "."]
         lines += ["", f"Test pass over all users: {r['test_seconds'] / 60:.1f} min (setup, beam 20, metrics)."]
     lines += ["", "## Inference latency, top-10, CPU, one torch thread", "",
               "| run | model | ms / user (batches of 256) | ms, one user (median) | ms, one user (p90) |",

@@ -101,3 +101,29 @@ def test_our_sasrec_rows_name_their_protocol(benchmark_script) -> None:
     assert "seen items kept" in kept["protocol"] and "seen items excluded" in excluded["protocol"]
     assert tiger_quality.our_sasrec("amazon-sports")["metrics"]["ndcg@10"] == max(
         kept["metrics"]["ndcg@10"], excluded["metrics"]["ndcg@10"])
+
+
+def test_average_tests_the_mean_only_when_it_validates_higher(benchmark_script, tmp_path: Path, monkeypatch) -> None:
+    """--average adds the mean of best and last as a candidate; validation, never the test, picks among the three."""
+    import time
+
+    import torch
+
+    tiger_quality = benchmark_script("tiger_quality")
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    for name, step, value in (("best-3-40.ckpt", 40, 1.0), ("last.ckpt", 55, 3.0)):
+        torch.save({"state_dict": {"model.w": torch.full((2,), value)}, "global_step": step}, ckpts / name)
+        time.sleep(0.01)
+    logs = tmp_path / "run" / "logs" / "version_0"
+    logs.mkdir(parents=True)
+    (logs / "metrics.csv").write_text("epoch,step,val/ndcg@10\n3,40,0.030\n")
+    for mean_score, expected in ((0.031, "mean-best-last.ckpt"), (0.020, "best-3-40.ckpt")):
+        scores = {"validate-last": 0.025, "validate-mean": mean_score}
+        monkeypatch.setattr(tiger_quality, "_validated", lambda ckpt, common, work, name, s=scores: s[name])
+        chosen, info = tiger_quality.select_checkpoint(tmp_path / "run", [], tmp_path, average=True)
+        assert chosen.name == expected and info["mean_val_ndcg@10"] == mean_score
+        mean = torch.load(tmp_path / "mean-best-last.ckpt", weights_only=True)["state_dict"]["model.w"]
+        assert torch.equal(mean, torch.full((2,), 2.0))
+    chosen, info = tiger_quality.select_checkpoint(tmp_path / "run", [], tmp_path)  # without --average: best or last
+    assert chosen.name == "best-3-40.ckpt" and "mean_val_ndcg@10" not in info
