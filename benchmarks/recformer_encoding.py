@@ -164,6 +164,8 @@ def main() -> None:
     rows = []
     for case in cases:
         row = child(case)
+        if beauty.is_relative_to(REPO):  # results are committed: no machine paths in them
+            row["beauty"] = str(beauty.relative_to(REPO))
         print(json.dumps(row), flush=True)
         rows.append(row)
     from common import machine, versions, write_text_atomic
