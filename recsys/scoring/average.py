@@ -45,8 +45,10 @@ def average_checkpoints(paths: Sequence[Path], out: Path) -> Path:
     if not isinstance(weights, dict) or not weights:
         raise CheckpointError(f"{paths[0]}: no state_dict to average")
     sums = {k: t.double() for k, t in weights.items() if t.is_floating_point()}
+    sources = [{"file": paths[0].name, "global_step": base.get("global_step")}]
     for path in paths[1:]:
         state = read_checkpoint(path)
+        sources.append({"file": path.name, "global_step": state.get("global_step")})
         other = state.get("state_dict") or {}
         if set(other) != set(weights):
             odd = sorted(set(other) ^ set(weights))[:3]
@@ -67,7 +69,7 @@ def average_checkpoints(paths: Sequence[Path], out: Path) -> Path:
     mean = {k: (sums[k] / len(paths)).to(t.dtype) if k in sums else t.clone() for k, t in weights.items()}
     state = {k: v for k, v in base.items() if k not in TRAINING_STATE}
     state["state_dict"] = mean
-    state["averaged_from"] = [{"file": p.name, "global_step": read_checkpoint(p).get("global_step")} for p in paths]
+    state["averaged_from"] = sources
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
