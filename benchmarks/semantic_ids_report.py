@@ -155,11 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     x = item_text_embeddings(ds, encoder_path=args.encoder, max_length=args.max_length)[1:]
     if args.collaborative_weight > 0:
         from recsys.data import SequenceDataModule
-        from recsys.semantic_ids.collaborative import collaborative_embeddings
+        from recsys.semantic_ids.collaborative import join_collaborative
 
         train = SequenceDataModule(str(args.data)).split.train  # validation and test targets never shape IDs
-        usage = collaborative_embeddings(train, x.shape[0], args.collaborative_dim, seed=args.seed)
-        x = np.hstack([x, args.collaborative_weight * usage]).astype(np.float32)
+        x = join_collaborative(x, train, args.collaborative_weight, args.collaborative_dim, seed=args.seed)
     embedding_seconds = time.perf_counter() - start
 
     reports = [run_tokenizer("RQ-KMeans", RQKMeans(args.levels, args.codes, seed=args.seed), x, args.codes, texts)]

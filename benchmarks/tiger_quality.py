@@ -325,16 +325,12 @@ def main() -> None:
     test = json.loads(metrics_file.read_text())
     timing = latency(ckpt, data, args.latency_users, args.latency_single)
     epochs = epochs_from_logs(run)
-    sasrec = our_sasrec(args.dataset)
     popular = popularity_row(data)
     record = {
         "dataset": args.dataset, "config": str(args.config.relative_to(REPO)), "label": args.label, "protocol": test["protocol"],
         "n_users": test["n_users"], "metrics": {k: round(test["metrics"][k], 5) for k in test["metrics"]},
         "popularity": popular, "published_tiger": DATASETS[args.dataset]["tiger"],
         "published_sasrec": DATASETS[args.dataset]["sasrec"],
-        "our_sasrec": None if sasrec is None else {"metrics": sasrec.get("metrics"), "seconds": sasrec.get("seconds"),
-                                                   "epochs": sasrec.get("epochs"), "label": sasrec.get("label"),
-                                                   "command": sasrec.get("command")},
         "training": {"seconds": round(fit_info["fit_seconds"], 1), "cap_minutes": fit_info["cap_minutes"],
                      "max_epochs": fit_info["max_epochs"], "validations": epochs,
                      "checkpoint": selection},
@@ -521,17 +517,14 @@ OTHER_NOTES = [
     "leaves @5 blank.",
 ]
 
-
-
 # What each dataset's run showed (2026-12-04: Sports and Toys side by side, one thread each, an 85-minute cap).
 DATASET_NOTES = {
     "amazon-sports": [
         "- Its IDs (benchmarks/results/semantic_ids_collab_amazon-sports.md: `python benchmarks/semantic_ids_report.py "
         "--data prepared/amazon-sports --out benchmarks/results/semantic_ids_collab_amazon-sports --rqvae-epochs 0 "
         "--collaborative-weight 1`): the 18,357 items fall into 17,180 distinct 3-level tuples (10.4% share "
-        "theirs) and the collision digit "
-        "needs 51 codes. Cut from the text alone (semantic_ids_amazon-sports.md) the digit would need 227, "
-        "the largest group of items sharing one text.",
+        "theirs) and the collision digit needs 51 codes. Cut from the text alone (semantic_ids_amazon-sports.md) "
+        "the digit would need 227, the largest group of items sharing one text.",
         "- 14 epochs fit the cap. Validation NDCG@10 peaked at epoch 7 (.0286 on 2,048 users) and fell after it, so "
         "the tested checkpoint is best-7-1488: Recall@10 .0404 against the paper's .0400, NDCG@10 .0203 against "
         ".0225. With history items dropped (`--retest ... --extra --model.init_args.exclude_seen true`, the "
@@ -545,9 +538,8 @@ DATASET_NOTES = {
         "- Its IDs (benchmarks/results/semantic_ids_collab_amazon-toys.md: `python benchmarks/semantic_ids_report.py "
         "--data prepared/amazon-toys --out benchmarks/results/semantic_ids_collab_amazon-toys --rqvae-epochs 0 "
         "--collaborative-weight 1`): the 11,924 items fall into 10,500 distinct 3-level tuples (17.8% share "
-        "theirs) and the collision digit "
-        "needs 19 codes. Cut from the text alone (semantic_ids_amazon-toys.md) the digit would need 543, "
-        "the largest group of items sharing one text, more than the configs' 256 allow.",
+        "theirs) and the collision digit needs 19 codes. Cut from the text alone (semantic_ids_amazon-toys.md) the "
+        "digit would need 543, the largest group of items sharing one text, more than the configs' 256 allow.",
         "- 22 epochs fit the cap; validation NDCG@10 was flat from epoch 9 (.0418) to 21 (.0422), best at 15 "
         "(.0431). The best checkpoint tests below the paper: Recall@10 .0654 and NDCG@10 .0325 against .0712 and "
         ".0432; with history items dropped .0720 / .0399, Recall@10 above the paper and NDCG@10 still below.",

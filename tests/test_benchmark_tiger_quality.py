@@ -79,7 +79,7 @@ def test_another_dataset_gets_its_own_table(benchmark_script, tmp_path: Path, mo
     (run,) = [r for r in json.loads(beauty.read_text())["runs"] if r.get("label") == "adafactor-lr1e-2"]
     toys = {**run, "dataset": "amazon-toys", "config": "configs/tiger/amazon-toys-adafactor.yaml", "label": "",
             "published_tiger": tiger_quality.DATASETS["amazon-toys"]["tiger"],
-            "published_sasrec": tiger_quality.DATASETS["amazon-toys"]["sasrec"], "our_sasrec": None}
+            "published_sasrec": tiger_quality.DATASETS["amazon-toys"]["sasrec"]}
     store = tiger_quality.results_file("amazon-toys", "json")
     assert store == tmp_path / "tiger_quality_amazon-toys.json"
     tiger_quality._store(store, {"runs": [toys], "retests": []})

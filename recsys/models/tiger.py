@@ -111,10 +111,9 @@ def build_semantic_ids(
     if collaborative_weight > 0:
         if train_sequences is None:
             raise ValueError("collaborative_weight > 0 needs the training sequences (train_sequences=...)")
-        from recsys.semantic_ids.collaborative import collaborative_embeddings
+        from recsys.semantic_ids.collaborative import join_collaborative
 
-        usage = collaborative_embeddings(train_sequences, x.shape[0], collaborative_dim, seed=seed)
-        x = np.hstack([x, collaborative_weight * usage]).astype(np.float32)
+        x = join_collaborative(x, train_sequences, collaborative_weight, collaborative_dim, seed=seed)
     if tokenizer == "rq-kmeans":
         codes = RQKMeans(n_levels, codebook_size, seed=seed).fit(x).encode(x)
     elif tokenizer == "rq-vae":

@@ -74,3 +74,12 @@ def collaborative_embeddings(
         vectors = np.pad(vectors, ((0, 0), (0, dim - vectors.shape[1])))
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 1e-12)
+
+
+def join_collaborative(
+    text: np.ndarray, sequences: Sequences, weight: float, dim: int = 64, seed: int = 0
+) -> np.ndarray:
+    """float32 [n_items, d_text + dim]: each item's text embedding joined by `weight` times its co-occurrence
+    embedding, the vector TIGER cuts semantic IDs from when its `collaborative_weight` is `weight`."""
+    usage = collaborative_embeddings(sequences, text.shape[0], dim, seed=seed)
+    return np.hstack([text, weight * usage]).astype(np.float32)
