@@ -43,6 +43,9 @@ def _check_class(node: dict[str, Any], where: str) -> None:
             _check_class(value, f"{where}.init_args.{key}")
 
 
+OVERLAYS = "overlays"  # configs/overlays/*.yaml add to a model config (`--config X --config overlay`)
+
+
 def test_there_are_configs_for_every_model() -> None:
     assert {p.parent.name for p in CONFIGS} >= {"sasrec", "bert4rec", "recformer", "tiger"}
 
@@ -52,11 +55,15 @@ def test_config_keys_match_the_classes_they_name(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
     assert set(config) <= TOP_LEVEL, f"{path.name}: unknown top-level keys {sorted(set(config) - TOP_LEVEL)}"
     for section in ("data", "model"):
+        if path.parent.name == OVERLAYS and section not in config:
+            continue
         _check_class(config[section], f"{path.name}:{section}")
     trainer = _accepted(pl.Trainer.__init__)
     assert trainer is not None
     unknown = sorted(set(config.get("trainer") or {}) - trainer)
     assert not unknown, f"{path.name}: Trainer has no argument(s) {unknown}"
+    for i, callback in enumerate((config.get("trainer") or {}).get("callbacks") or []):
+        _check_class(callback, f"{path.name}:trainer.callbacks[{i}]")
     callbacks = {"checkpoint": pl.callbacks.ModelCheckpoint, "early_stopping": pl.callbacks.EarlyStopping}
     for key, cls in callbacks.items():
         accepted = _accepted(cls.__init__)

@@ -23,7 +23,8 @@ import torch
 
 from recsys.scoring.checkpoint import CheckpointError, read_checkpoint
 
-TRAINING_STATE = ("optimizer_states", "lr_schedulers", "loops")
+# training state, and the raw weights and EMA bookkeeping WeightEMA saves beside its average
+TRAINING_STATE = ("optimizer_states", "lr_schedulers", "loops", "current_model_state", "averaging_state")
 
 
 def _model_spec(state: dict[str, Any]) -> Any:
