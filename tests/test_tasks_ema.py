@@ -140,3 +140,19 @@ def test_averaging_ema_checkpoints_drops_the_raw_weights_kept_beside_them(tmp_pa
                      weights_only=False)
     assert "current_model_state" not in out and "averaging_state" not in out
     assert torch.equal(out["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
+
+
+def test_raw_takes_the_weights_the_average_smooths(tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    module = _Regression()
+    _trainer(tmp_path, epochs=1).fit(module, _loader(), _loader())
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    raw = torch.load(average_checkpoints([last], tmp_path / "raw.ckpt", raw=True), weights_only=False)
+    assert torch.allclose(raw["state_dict"]["linear.weight"], module.seen[-1]["weight"])
+    assert torch.equal(raw["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
+    from recsys.scoring.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_checkpoints([last], tmp_path / "mean.ckpt")
+    with pytest.raises(CheckpointError, match="no current_model_state"):
+        average_checkpoints([tmp_path / "raw.ckpt"], tmp_path / "again.ckpt", raw=True)
