@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from recsys.cli import main as recsys_main
 from recsys.scoring.average import average_checkpoints
 from recsys.tasks import WeightEMA
 from recsys.tasks.ema import ema_blend
@@ -142,12 +143,14 @@ def test_averaging_ema_checkpoints_drops_the_raw_weights_kept_beside_them(tmp_pa
     assert torch.equal(out["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
 
 
-def test_raw_takes_the_weights_the_average_smooths(tmp_path: Path) -> None:
+def test_raw_takes_the_weights_the_average_smooths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pl.seed_everything(0)
     module = _Regression()
     _trainer(tmp_path, epochs=1).fit(module, _loader(), _loader())
     last = tmp_path / "checkpoints" / "last.ckpt"
-    raw = torch.load(average_checkpoints([last], tmp_path / "raw.ckpt", raw=True), weights_only=False)
+    assert recsys_main(["average", "--raw", str(last), "--out", str(tmp_path / "raw.ckpt")]) == 0
+    assert "averaged raw weights of 1 checkpoint ->" in capsys.readouterr().out
+    raw = torch.load(tmp_path / "raw.ckpt", weights_only=False)
     assert torch.allclose(raw["state_dict"]["linear.weight"], module.seen[-1]["weight"])
     assert torch.equal(raw["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
     from recsys.scoring.checkpoint import CheckpointError

@@ -108,5 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         written = average_checkpoints(args.checkpoints, args.out, raw=args.raw)
     except CheckpointError as exc:
         parser.exit(2, f"recsys average: {exc}\n")
-    print(f"averaged {len(args.checkpoints)} checkpoints -> {written}")
+    what = "raw weights of " if args.raw else ""
+    n = len(args.checkpoints)
+    print(f"averaged {what}{n} checkpoint{'s' if n > 1 else ''} -> {written}")
     return 0
