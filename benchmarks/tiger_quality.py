@@ -494,6 +494,20 @@ NOTES = [
     "checkpoint is its best (step 1958), so there was nothing to average; the `adafactor-lr1e-2` run's checkpoints "
     "are no longer kept here. On Sports and Toys (tiger_quality_amazon-*.md) the mean validated higher and tested "
     "higher on all four metrics.",
+    "- `ema999` and `ema999-nouser` rows (2026-12-04, side by side, one thread each, an 85-minute cap): "
+    "configs/tiger/amazon-beauty-adafactor.yaml plus `--config configs/overlays/ema.yaml` (recsys.tasks.WeightEMA: "
+    "validation, checkpoint selection and the test use an exponential moving average of the weights, decay 0.999 "
+    "reached through a (1 + n) / (10 + n) ramp), the second also without the hashed user token "
+    "(`--model.init_args.model.init_args.n_user_buckets 0`; GRID, arXiv 2507.22224, lists dropping TIGER's user "
+    "tokens among its findings). The checkpoints keep the raw weights beside the average, and `recsys average --raw "
+    "CKPT --out RAW` writes them alone, so the `-raw-weights` rows test the weights the average smooths at the same "
+    "step. With the user token the average is worth little: best-11-1548 tests .0414 / .0255 / .0723 / .0354 and "
+    "its raw weights .0420 / .0257 / .0706 / .0349; the last checkpoint (step 2,322, validated .0216 against the "
+    "best's .0220) tests .0432 / .0274 / .0727 / .0369. Without it, the best checkpoint (best-19-2560, the run's "
+    "last validation, NDCG@10 .0231) tests .0471 / .0300 / .0791 / .0403, its raw weights .0446 / .0283 / .0755 / "
+    ".0382, and .0588 / .0392 / .0886 / .0488 with history items dropped. Against the paper's .0454 / .0321 / "
+    ".0648 / .0384, that is above on Recall@5, Recall@10 and NDCG@10 with seen items kept; NDCG@5 is still "
+    "7% below.",
 ]
 
 SHARED_NOTES = [
