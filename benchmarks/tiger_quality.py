@@ -547,6 +547,11 @@ DATASET_NOTES = {
         "`recsys average`) validated at .0287 against .0286 and .0267, so it was tested: .0252 / .0158 / .0422 / "
         ".0212, above the best checkpoint on all four; with history items dropped (`mean-seen-excluded`) .0294 / "
         ".0192 / .0456 / .0244.",
+        "- `ema999-nouser-40min` (2026-12-05, beside the Toys run, one thread each, a 40-minute cap): Beauty's best "
+        "recipe, `--extra --config configs/overlays/ema.yaml --model.init_args.model.init_args.n_user_buckets 0` "
+        "(no user token, an EMA of the weights). Stopped in epoch 7 (step 1,336, where the cap's last validation "
+        "gave .0272), it tests .0237 / .0151 / .0398 / .0202: the 85-minute run's best checkpoint in under half "
+        "the time. Validation at equal steps: .0255 against .0242 at step 743, .0260 against .0260 at 1,115.",
     ],
     "amazon-toys": [
         "- Its IDs (benchmarks/results/semantic_ids_collab_amazon-toys.md: `python benchmarks/semantic_ids_report.py "
@@ -561,6 +566,11 @@ DATASET_NOTES = {
         "`recsys average`) validated at .0437 against .0431 and .0422, so it was tested: .0402 / .0247 / .0666 / "
         ".0332, above the best checkpoint on all four and still below the paper; with history items dropped "
         "(`mean-seen-excluded`) .0492 / .0331 / .0740 / .0411.",
+        "- `ema999-nouser-40min` (2026-12-05, beside the Sports run, one thread each, a 40-minute cap): Beauty's best "
+        "recipe, `--extra --config configs/overlays/ema.yaml --model.init_args.model.init_args.n_user_buckets 0` "
+        "(no user token, an EMA of the weights). In 12 epochs its best checkpoint (best-11-1244, validation .0439) "
+        "tests .0428 / .0262 / .0682 / .0344, above the 85-minute run's best and mean on all four but still below "
+        "the paper's .0712 / .0432.",
     ],
 }
 
