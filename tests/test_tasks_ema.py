@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from recsys.cli import main as recsys_main
 from recsys.scoring.average import average_checkpoints
+from recsys.scoring.checkpoint import CheckpointError
 from recsys.tasks import WeightEMA
 from recsys.tasks.ema import ema_blend
 
@@ -81,6 +82,15 @@ def _trainer(root: Path, epochs: int) -> pl.Trainer:
                       accelerator="cpu", num_sanity_val_steps=1, limit_val_batches=1)
 
 
+def _fit_one_epoch(root: Path) -> tuple[_Regression, pl.Trainer, Path]:
+    """A seeded 1-epoch fit: the module, its trainer, and the last.ckpt it saved."""
+    pl.seed_everything(0)
+    module = _Regression()
+    trainer = _trainer(root, epochs=1)
+    trainer.fit(module, _loader(), _loader())
+    return module, trainer, root / "checkpoints" / "last.ckpt"
+
+
 def _expected_ema(initial: dict[str, torch.Tensor], steps: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     ema = {k: v.clone() for k, v in initial.items()}
     for weights in steps:
@@ -120,11 +130,7 @@ def test_checkpoint_holds_the_ema_for_testing_and_the_raw_weights_for_resuming(t
 
 
 def test_testing_a_checkpoint_in_the_fitting_process_scores_the_average(tmp_path: Path) -> None:
-    pl.seed_everything(0)
-    module = _Regression()
-    trainer = _trainer(tmp_path, epochs=1)
-    trainer.fit(module, _loader(), _loader())
-    ckpt_path = tmp_path / "checkpoints" / "last.ckpt"
+    module, trainer, ckpt_path = _fit_one_epoch(tmp_path)
     average = torch.load(ckpt_path, weights_only=False)["state_dict"]["linear.weight"]
     module.linear.weight.data.zero_()
     trainer.validate(module, _loader(), ckpt_path=ckpt_path, verbose=False)
@@ -132,29 +138,19 @@ def test_testing_a_checkpoint_in_the_fitting_process_scores_the_average(tmp_path
 
 
 def test_averaging_ema_checkpoints_drops_the_raw_weights_kept_beside_them(tmp_path: Path) -> None:
-    pl.seed_everything(0)
-    module = _Regression()
-    trainer = _trainer(tmp_path, epochs=1)
-    trainer.fit(module, _loader(), _loader())
-    last = tmp_path / "checkpoints" / "last.ckpt"
-    out = torch.load(average_checkpoints([last, last], tmp_path / "mean.ckpt"),
-                     weights_only=False)
+    _, _, last = _fit_one_epoch(tmp_path)
+    out = torch.load(average_checkpoints([last, last], tmp_path / "mean.ckpt"), weights_only=False)
     assert "current_model_state" not in out and "averaging_state" not in out
     assert torch.equal(out["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
 
 
 def test_raw_takes_the_weights_the_average_smooths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pl.seed_everything(0)
-    module = _Regression()
-    _trainer(tmp_path, epochs=1).fit(module, _loader(), _loader())
-    last = tmp_path / "checkpoints" / "last.ckpt"
+    module, _, last = _fit_one_epoch(tmp_path)
     assert recsys_main(["average", "--raw", str(last), "--out", str(tmp_path / "raw.ckpt")]) == 0
     assert "averaged raw weights of 1 checkpoint ->" in capsys.readouterr().out
     raw = torch.load(tmp_path / "raw.ckpt", weights_only=False)
     assert torch.allclose(raw["state_dict"]["linear.weight"], module.seen[-1]["weight"])
     assert torch.equal(raw["state_dict"]["table"], torch.tensor([7, 254, 1, 3]))
-    from recsys.scoring.checkpoint import CheckpointError
-
     with pytest.raises(CheckpointError, match="at least two"):
         average_checkpoints([last], tmp_path / "mean.ckpt")
     with pytest.raises(CheckpointError, match="no current_model_state"):

@@ -41,7 +41,7 @@ class WeightEMA(WeightAveraging):
 
     Args:
         decay: the EMA's decay per optimiser step (the average spans about 1 / (1 - decay) steps).
-        warmup: steps over which the decay ramps up from 0.1 to `decay` ((1 + n) / (warmup + n) at update n);
+        warmup: the decay ramps up from 1 / warmup toward `decay` ((1 + n) / (warmup + n) at update n);
             0 uses `decay` from the first step.
     """
 
