@@ -12,6 +12,13 @@ beside SASRec's full-ranking top-10 (faiss, exact) through the same Evaluator; o
     python benchmarks/tiger_quality.py --skip-fit                       # re-test and re-time the last run
     python benchmarks/tiger_quality.py --skip-test                      # re-time only
 
+A run the time cap stopped while validation still rose can go on from its last checkpoint to a larger total cap
+(`--resume`; the cap counts the time already trained). Name the folder with --work and give a new --label, so the
+row of the shorter run stays in the results beside the longer one:
+
+    python benchmarks/tiger_quality.py --work benchmarks/.work/tiger-quality/<run> --label <new> --resume \
+        --max-minutes 190 --epochs 60 --extra <the run's --extra>
+
 Sports and Toys (`--dataset amazon-sports|amazon-toys`) run Beauty's Adafactor recipe on their data by default
 (configs/tiger/amazon-{sports,toys}-adafactor.yaml) and keep their own table:
 
@@ -263,6 +270,9 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=int, default=35, help="wall-clock cap on training (incl. validation)")
     parser.add_argument("--epochs", type=int, default=3, help="max_epochs (the cosine schedule spans them)")
     parser.add_argument("--skip-fit", action="store_true", help="reuse the last run under --work")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on training the run under --work from its last.ckpt until --max-minutes in all (the "
+                             "time already trained counts) or --epochs; give the run's --extra again")
     parser.add_argument("--average", action="store_true",
                         help="also validate the mean of the best and last checkpoints (recsys average) and test it "
                              "if it validates higher than both")
@@ -298,17 +308,20 @@ def main() -> None:
     record: dict[str, object] = {}
     load_start = os.getloadavg()[0]
     args.skip_fit = args.skip_fit or args.skip_test
-    if not args.skip_fit:
+    command = "python benchmarks/tiger_quality.py " + " ".join(sys.argv[1:])
+    fit = ["fit", *common, "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(args.epochs),
+           "--trainer.max_time", max_time(args.max_minutes), "--test_after_fit", "false"]
+    if args.resume and not args.skip_fit:
+        resume_fit(args.work, fit, args.max_minutes, command)
+    elif not args.skip_fit:
         if run.exists():
             import shutil
 
             shutil.rmtree(run)
-        fit_seconds = _recsys(
-            ["fit", *common, "--trainer.default_root_dir", str(run), "--trainer.max_epochs", str(args.epochs),
-             "--trainer.max_time", max_time(args.max_minutes), "--test_after_fit", "false"], args.work / "fit.log")
+        fit_seconds = _recsys(fit, args.work / "fit.log")
         (args.work / "fit_seconds.json").write_text(json.dumps({
             "fit_seconds": fit_seconds, "cap_minutes": args.max_minutes, "max_epochs": args.epochs,
-            "load_1m_start": load_start, "command": "python benchmarks/tiger_quality.py " + " ".join(sys.argv[1:])}))
+            "load_1m_start": load_start, "command": command}))
     fit_info = json.loads((args.work / "fit_seconds.json").read_text())
     ckpt, selection = select_checkpoint(run, common, args.work, args.average)
     test_root = args.work / "test"
@@ -344,6 +357,31 @@ def main() -> None:
     saved["runs"] = [r for r in saved["runs"] if _name(r) != _name(record)] + [record]
     _store(store, saved)
     print(report(saved["runs"], saved["retests"]))
+
+
+def resume_fit(work: Path, fit: list[str], cap_minutes: int, command: str) -> None:
+    """Continue the fit under `work` from run/checkpoints/last.ckpt in place (Lightning restores the optimiser,
+    the weight average, early stopping, the best checkpoint and the time already trained, so `cap_minutes` is the
+    total), and add this leg to fit_seconds.json: seconds summed, commands joined by `&&`."""
+    last = work / "run" / "checkpoints" / "last.ckpt"
+    record_file = work / "fit_seconds.json"
+    if not last.is_file() or not record_file.is_file():
+        raise SystemExit(f"--resume: {work} holds no finished run (run/checkpoints/last.ckpt and fit_seconds.json)")
+    record = json.loads(record_file.read_text())
+    if cap_minutes <= record["cap_minutes"]:
+        raise SystemExit(f"--resume: --max-minutes {cap_minutes} is the total cap; the run already had "
+                         f"{record['cap_minutes']}")
+    legs = sum(1 for _ in work.glob("fit-resume-*.log")) + 1
+    seconds = _recsys([*fit, "--ckpt_path", str(last)], work / f"fit-resume-{legs}.log")
+    for stale in ("validate-last", "validate-mean"):  # validations of the old last checkpoint
+        if (work / stale).exists():
+            import shutil
+
+            shutil.rmtree(work / stale)
+    record.update({"fit_seconds": record["fit_seconds"] + seconds, "cap_minutes": cap_minutes,
+                   "max_epochs": int(fit[fit.index("--trainer.max_epochs") + 1]),
+                   "command": f"{record['command']} && {command}"})
+    record_file.write_text(json.dumps(record))
 
 
 def retest(args: argparse.Namespace) -> None:

@@ -127,3 +127,29 @@ def test_average_tests_the_mean_only_when_it_validates_higher(benchmark_script, 
         assert torch.equal(mean, torch.full((2,), 2.0))
     chosen, info = tiger_quality.select_checkpoint(tmp_path / "run", [], tmp_path)  # without --average: best or last
     assert chosen.name == "best-3-40.ckpt" and "mean_val_ndcg@10" not in info
+
+
+def test_resume_goes_on_from_last_and_adds_the_leg(benchmark_script, tmp_path: Path, monkeypatch) -> None:
+    """--resume fits from the run's last.ckpt to a larger total cap, sums the legs' seconds, keeps both commands
+    and drops the validation of the old last checkpoint (select_checkpoint would otherwise reuse it)."""
+    import pytest
+
+    tiger_quality = benchmark_script("tiger_quality")
+    calls: list[tuple[list[str], Path]] = []
+    monkeypatch.setattr(tiger_quality, "_recsys", lambda args, log: calls.append((args, log)) or 600.0)
+    fit = ["fit", "--trainer.max_epochs", "60", "--trainer.max_time", "00:03:10:00"]
+    with pytest.raises(SystemExit, match="holds no finished run"):
+        tiger_quality.resume_fit(tmp_path, fit, 190, "second")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / "validate-last").mkdir()
+    record = {"fit_seconds": 5100.0, "cap_minutes": 85, "max_epochs": 60, "load_1m_start": 2.0, "command": "first"}
+    (tmp_path / "fit_seconds.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="total cap"):
+        tiger_quality.resume_fit(tmp_path, fit, 85, "second")
+    tiger_quality.resume_fit(tmp_path, fit, 190, "second")
+    (args, log), = calls
+    assert args == [*fit, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt")]
+    assert log == tmp_path / "fit-resume-1.log" and not (tmp_path / "validate-last").exists()
+    assert json.loads((tmp_path / "fit_seconds.json").read_text()) == {
+        **record, "fit_seconds": 5700.0, "cap_minutes": 190, "command": "first && second"}
