@@ -70,3 +70,33 @@ def test_config_keys_match_the_classes_they_name(path: Path) -> None:
         assert accepted is not None
         unknown = sorted(set(config.get(key) or {}) - accepted)
         assert not unknown, f"{path.name}: {key} has no argument(s) {unknown}"
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def _resolved(configs: list[Path], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """The config the Lightning CLI builds from `--config` files given in order (`recsys fit --print_config`)."""
+    from unittest import mock
+
+    from recsys.tasks.cli import run_lightning_cli
+
+    args = ["fit", *(a for c in configs for a in ("--config", str(c))), "--print_config"]
+    with mock.patch("sys.argv", ["recsys"]), pytest.raises(SystemExit):
+        run_lightning_cli(args)
+    return _flat(yaml.safe_load(capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("overlay", [p for p in CONFIGS if p.parent.name == OVERLAYS], ids=lambda p: p.name)
+def test_an_overlay_changes_only_its_own_keys(overlay: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An overlay stacks on a model config (jsonargparse merges a repeated class_path's init_args rather than
+    resetting them): every key it does not name keeps the base config's value."""
+    base = overlay.parents[1] / "tiger" / "amazon-beauty-adafactor.yaml"
+    before, after = _resolved([base], capsys), _resolved([base, overlay], capsys)
+    named = _flat(yaml.safe_load(overlay.read_text()))
+    changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+    assert changed and all(any(k == n or k.startswith(f"{n}.") for n in named) for k in changed), sorted(changed)
+    assert all(after[k] == v for k, v in named.items() if k in after)
