@@ -609,6 +609,12 @@ DATASET_NOTES = {
         "(no user token, an EMA of the weights). In 12 epochs its best checkpoint (best-11-1244, validation .0439) "
         "tests .0428 / .0262 / .0682 / .0344, above the 85-minute run's best and mean on all four but still below "
         "the paper's .0712 / .0432.",
+        "- `ema999-nouser-85min` (2026-12-05, beside the Beauty run's second leg, one thread each): the same run "
+        "carried on from its last checkpoint to an 85-minute cap in all (`--resume`; its folder now holds the "
+        "longer run). Validation NDCG@10 rose to .0467 at epoch 23, the last validation before the cap, and "
+        "best-23-2568 tests .0450 / .0280 / .0719 / .0367: Recall@10 above the paper's .0712, NDCG@10 below its "
+        ".0432. With history items dropped (`ema999-nouser-85min-seen-excluded`) .0542 / .0375 / .0796 / .0457, "
+        "above both.",
     ],
 }
 
@@ -641,7 +647,7 @@ def report(runs: list[dict], retests: list[dict] | None = None) -> str:
     for r in runs:
         lines.append(f"- `{_name(r)}`: `{r['command']}`"
                      + (f"; latency and baselines re-measured by `{r['report_command']}`"
-                        if r.get("report_command") and r["report_command"] != r["command"] else ""))
+                        if r.get("report_command") and not r["command"].endswith(r["report_command"]) else ""))
     lines += [
         "",
         "Each command runs `recsys fit --config configs/tiger/<name>.yaml` with a wall-clock cap, then `recsys test` on "
