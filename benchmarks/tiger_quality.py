@@ -546,6 +546,15 @@ NOTES = [
     ".0382, and .0588 / .0392 / .0886 / .0488 with history items dropped. Against the paper's .0454 / .0321 / "
     ".0648 / .0384, that is above on Recall@5, Recall@10 and NDCG@10 with seen items kept; NDCG@5 is still "
     "7% below.",
+    "- `ema999-nouser-190min` (2026-12-05, beside the Toys and Sports runs' second legs, one thread each): the "
+    "`ema999-nouser` run carried on from its last checkpoint (`--resume`, a cap of 190 minutes in all; the run's "
+    "folder now holds the longer run). The first leg ended in epoch 19, so the second began by finishing that "
+    "epoch on a fresh shuffle of its last batches. Validation NDCG@10 rose to .0256 at epoch 29 and early "
+    "stopping (5 validations without a better one) ended the run after epoch 39, at 170 minutes. best-29-3870 "
+    "tests .0512 / .0327 / .0798 / .0419 with seen items kept, above the paper's .0454 / .0321 / .0648 / .0384 on "
+    "all four; its raw weights at the same step .0477 / .0305 / .0763 / .0397; with history items dropped "
+    ".0599 / .0405 / .0889 / .0498. The recipe as config files: configs/tiger/amazon-beauty-adafactor.yaml, "
+    "configs/overlays/ema.yaml and configs/overlays/tiger-no-user-token.yaml.",
 ]
 
 SHARED_NOTES = [
@@ -590,6 +599,11 @@ DATASET_NOTES = {
         "(no user token, an EMA of the weights). Stopped in epoch 7 (step 1,336, where the cap's last validation "
         "gave .0272), it tests .0237 / .0151 / .0398 / .0202: the 85-minute run's best checkpoint in under half "
         "the time. Validation at equal steps: .0255 against .0242 at step 743, .0260 against .0260 at 1,115.",
+        "- `ema999-nouser-85min` (2026-12-05, beside the Beauty run's second leg, one thread each): the same run "
+        "carried on from its last checkpoint to an 85-minute cap in all (`--resume`; its folder now holds the "
+        "longer run). Validation NDCG@10 peaked at epoch 9 (.0277) and stayed below it to epoch 15; best-9-1860 "
+        "tests .0242 / .0154 / .0418 / .0210: Recall@10 above the paper's .0400, NDCG@10 below its .0225. With "
+        "history items dropped (`ema999-nouser-85min-seen-excluded`) .0288 / .0186 / .0452 / .0239, above both.",
     ],
     "amazon-toys": [
         "- Its IDs (benchmarks/results/semantic_ids_collab_amazon-toys.md: `python benchmarks/semantic_ids_report.py "
@@ -709,7 +723,7 @@ def report(runs: list[dict], retests: list[dict] | None = None) -> str:
         if isinstance(sel, dict):
             lines += ["", f"Tested checkpoint: `{sel['chosen']}` (step {sel['chosen_step']}), chosen by validation "
                       f"NDCG@10: best-by-epoch {sel['best_val_ndcg@10']:.4f}"
-                      + (f", last (step {sel['last_step']}, after the time cap stopped an epoch) "
+                      + (f", the last checkpoint (step {sel['last_step']}) "
                          f"{sel['last_val_ndcg@10']:.4f}" if "last_step" in sel else "")
                       + (f", the mean of the two (`recsys average`; the step is best's) {sel['mean_val_ndcg@10']:.4f}"
                          if "mean_val_ndcg@10" in sel else "") + "."]
