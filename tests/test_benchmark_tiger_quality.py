@@ -153,3 +153,13 @@ def test_resume_goes_on_from_last_and_adds_the_leg(benchmark_script, tmp_path: P
     assert log == tmp_path / "fit-resume-1.log" and not (tmp_path / "validate-last").exists()
     assert json.loads((tmp_path / "fit_seconds.json").read_text()) == {
         **record, "fit_seconds": 5700.0, "cap_minutes": 190, "command": "first && second"}
+
+
+def test_the_summary_line_names_the_best_run_against_the_paper(benchmark_script) -> None:
+    tiger_quality = benchmark_script("tiger_quality")
+    metrics = {"recall@5": 0.05, "ndcg@5": 0.03, "recall@10": 0.07, "ndcg@10": 0.04}
+    runs = [{"config": "configs/tiger/a.yaml", "label": "low", "metrics": {**metrics, "ndcg@10": 0.02}},
+            {"config": "configs/tiger/a.yaml", "label": "", "metrics": metrics}]
+    line = tiger_quality._best_line(runs, {"recall@10": 0.0712, "ndcg@10": 0.0432})
+    assert line == ("Highest test NDCG@10 among the fitted runs below (seen items kept): `a`, 0.0700 / 0.0400 "
+                    "(recall@10, ndcg@10) against the published 0.0712 / 0.0432: at or above it on 0 of 2.")
