@@ -629,6 +629,9 @@ DATASET_NOTES = {
         "best-23-2568 tests .0450 / .0280 / .0719 / .0367: Recall@10 above the paper's .0712, NDCG@10 below its "
         ".0432. With history items dropped (`ema999-nouser-85min-seen-excluded`) .0542 / .0375 / .0796 / .0457, "
         "above both.",
+        "- `ema999-nouser-115min` (2026-12-05, alone on the machine): carried on again to 115 minutes in all. "
+        "Validation NDCG@10 still rose at every validation, to .0486 at epoch 33 (the cap); best-33-3597 tests "
+        ".0470 / .0294 / .0721 / .0375, above the 85-minute leg on all four, NDCG@10 still below the paper's .0432.",
     ],
 }
 
