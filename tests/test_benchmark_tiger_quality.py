@@ -139,15 +139,15 @@ def test_resume_goes_on_from_last_and_adds_the_leg(benchmark_script, tmp_path: P
     monkeypatch.setattr(tiger_quality, "_recsys", lambda args, log: calls.append((args, log)) or 600.0)
     fit = ["fit", "--trainer.max_epochs", "60", "--trainer.max_time", "00:03:10:00"]
     with pytest.raises(SystemExit, match="holds no finished run"):
-        tiger_quality.resume_fit(tmp_path, fit, 190, "second")
+        tiger_quality.resume_fit(tmp_path, fit, 190, 60, "second")
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
     (tmp_path / "validate-last").mkdir()
     record = {"fit_seconds": 5100.0, "cap_minutes": 85, "max_epochs": 60, "load_1m_start": 2.0, "command": "first"}
     (tmp_path / "fit_seconds.json").write_text(json.dumps(record))
     with pytest.raises(SystemExit, match="total cap"):
-        tiger_quality.resume_fit(tmp_path, fit, 85, "second")
-    tiger_quality.resume_fit(tmp_path, fit, 190, "second")
+        tiger_quality.resume_fit(tmp_path, fit, 85, 60, "second")
+    tiger_quality.resume_fit(tmp_path, fit, 190, 60, "second")
     (args, log), = calls
     assert args == [*fit, "--ckpt_path", str(tmp_path / "run" / "checkpoints" / "last.ckpt")]
     assert log == tmp_path / "fit-resume-1.log" and not (tmp_path / "validate-last").exists()
@@ -158,8 +158,11 @@ def test_resume_goes_on_from_last_and_adds_the_leg(benchmark_script, tmp_path: P
 def test_the_summary_line_names_the_best_run_against_the_paper(benchmark_script) -> None:
     tiger_quality = benchmark_script("tiger_quality")
     metrics = {"recall@5": 0.05, "ndcg@5": 0.03, "recall@10": 0.07, "ndcg@10": 0.04}
-    runs = [{"config": "configs/tiger/a.yaml", "label": "low", "metrics": {**metrics, "ndcg@10": 0.02}},
-            {"config": "configs/tiger/a.yaml", "label": "", "metrics": metrics}]
+    kept, excluded = "full ranking, seen items kept", "full ranking, seen items excluded"
+    runs = [{"config": "configs/tiger/a.yaml", "label": "low", "protocol": kept, "metrics": {**metrics, "ndcg@10": 0.02}},
+            {"config": "configs/tiger/a.yaml", "label": "", "protocol": kept, "metrics": metrics},
+            {"config": "configs/tiger/a.yaml", "label": "x", "protocol": excluded, "metrics": {**metrics, "ndcg@10": 0.09}}]
     line = tiger_quality._best_line(runs, {"recall@10": 0.0712, "ndcg@10": 0.0432})
     assert line == ("Highest test NDCG@10 among the fitted runs below (seen items kept): `a`, 0.0700 / 0.0400 "
                     "(recall@10, ndcg@10) against the published 0.0712 / 0.0432: at or above it on 0 of 2.")
+    assert tiger_quality._best_line(runs[2:], {"ndcg@10": 0.0432}).startswith("No fitted run")

@@ -99,4 +99,4 @@ def test_an_overlay_changes_only_its_own_keys(overlay: Path, capsys: pytest.Capt
     named = _flat(yaml.safe_load(overlay.read_text()))
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert changed and all(any(k == n or k.startswith(f"{n}.") for n in named) for k in changed), sorted(changed)
-    assert all(after[k] == v for k, v in named.items() if k in after)
+    assert all(after.get(k) == v for k, v in named.items()), named
